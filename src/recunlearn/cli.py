@@ -1,0 +1,161 @@
+"""Command-line interface: every pipeline step is one subcommand, called by Snakemake rules and DVC stages.
+
+Each subcommand loads and validates the configuration, does one step, and writes its outputs atomically.
+Input problems (`RecUnlearnError`) end with one line on stderr naming the file or key, and exit status 2.
+Heavy imports (torch, pandas) happen inside the subcommands so that `recunlearn --help` stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from .config import DEFAULT_CONFIG_PATH, load_config
+from .errors import RecUnlearnError
+
+log = logging.getLogger("recunlearn")
+
+
+def _setup_logging(cfg: dict, stage_name: str) -> None:
+    """Log to stderr and to results/logs/<stage>.log, so every run leaves a readable trace."""
+    from . import paths
+
+    log_path = Path(paths.log_file(cfg, stage_name))
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handlers = [logging.StreamHandler(sys.stderr), logging.FileHandler(log_path, mode="w")]
+    root = logging.getLogger()
+    root.handlers.clear()
+    for handler in handlers:
+        handler.setFormatter(fmt)
+        root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Subcommands
+# ---------------------------------------------------------------------------------------------------------------
+
+def cmd_download(cfg: dict, args: argparse.Namespace) -> None:
+    from . import paths
+    from .data.acquire import acquire
+    from .data.registry import get_dataset
+
+    spec = get_dataset(args.dataset, cfg["custom_datasets"])
+    dest = acquire(spec, Path(paths.raw_dir(cfg, args.dataset)))
+    log.info("raw files of %s in %s", args.dataset, dest)
+
+
+def cmd_preprocess(cfg: dict, args: argparse.Namespace) -> None:
+    from . import paths
+    from .data.preprocess import build_split, write_split
+    from .data.raw import read_raw
+
+    raw = Path(paths.raw_dir(cfg, args.dataset))
+    frame = read_raw(raw)
+    parts, user_ids, item_ids, stats = build_split(frame, cfg["preprocess"], source=str(raw))
+    write_split(Path(paths.split_dir(cfg, args.dataset)), parts, user_ids, item_ids, stats)
+    log.info("%s: %d users, %d items, %d train / %d valid / %d test", args.dataset, stats["users"], stats["items"],
+             stats["train"]["interactions"], stats["valid"]["interactions"], stats["test"]["interactions"])
+
+
+def cmd_requests(cfg: dict, args: argparse.Namespace) -> None:
+    from . import paths
+    from .data.requests import generate_request, request_ids, write_request
+    from .data.split import load_split
+    from .io import write_json
+
+    split = load_split(paths.split_dir(cfg, args.dataset))
+    summary = {}
+    for rid in request_ids(cfg["requests"]):
+        edges = generate_request(split, rid, cfg["requests"]["seed"])
+        write_request(Path(paths.request_file(cfg, args.dataset, rid)), edges)
+        summary[rid] = {"edges": int(len(edges)), "users": int(len(set(edges[:, 0].tolist()))),
+                        "fraction_of_train": float(len(edges) / len(split.train))}
+        log.info("request %s: %d edges", rid, len(edges))
+    write_json(paths.request_summary(cfg, args.dataset), summary)
+
+
+def cmd_validate_request(cfg: dict, args: argparse.Namespace) -> None:
+    from . import paths
+    from .data.requests import load_request
+    from .data.split import load_split
+
+    split = load_split(paths.split_dir(cfg, args.dataset))
+    edges = load_request(args.request, split)
+    print(f"{args.request}: valid request of {len(edges)} training edges "
+          f"({len(set(edges[:, 0].tolist()))} users, {len(set(edges[:, 1].tolist()))} items)")
+
+
+def cmd_dvc_yaml(cfg: dict, args: argparse.Namespace) -> None:
+    from .io import atomic_path
+    from .pipeline import render_dvc_yaml
+
+    text = render_dvc_yaml(cfg)
+    target = Path(args.output)
+    if args.check:
+        current = target.read_text() if target.is_file() else ""
+        if current != text:
+            raise RecUnlearnError(f"{target}: out of date with {cfg['_path']}; regenerate it with "
+                                  f"`recunlearn --config {cfg['_path']} dvc-yaml`")
+        print(f"{target} is up to date")
+        return
+    with atomic_path(target) as tmp:
+        tmp.write_text(text)
+    print(f"wrote {target}")
+
+
+def cmd_outputs(cfg: dict, args: argparse.Namespace) -> None:
+    from .pipeline import all_outputs
+
+    print("\n".join(all_outputs(cfg)))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Parser
+# ---------------------------------------------------------------------------------------------------------------
+
+COMMANDS = {
+    "download": (cmd_download, "fetch a dataset's raw files (URL, then registry mirror), verify checksums"),
+    "preprocess": (cmd_preprocess, "raw files -> binarised, deduplicated, split interactions with id maps"),
+    "requests": (cmd_requests, "write the configured random-edge and user-wise request sets"),
+    "validate-request": (cmd_validate_request, "check a request file (raw or internal ids) against a split"),
+    "dvc-yaml": (cmd_dvc_yaml, "write dvc.yaml from the plan (or --check that it is up to date)"),
+    "outputs": (cmd_outputs, "list every output the plan produces"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="recunlearn", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default=str(DEFAULT_CONFIG_PATH), help="pipeline configuration (YAML)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (_, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text)
+        if name in ("download", "preprocess", "requests", "validate-request"):
+            p.add_argument("--dataset", required=True)
+        if name == "validate-request":
+            p.add_argument("request", help="TSV with header user<TAB>item (raw ids) or user_idx<TAB>item_idx")
+        if name == "dvc-yaml":
+            p.add_argument("--output", default="dvc.yaml")
+            p.add_argument("--check", action="store_true", help="fail if the file differs from the plan")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    func, _ = COMMANDS[args.command]
+    try:
+        cfg = load_config(args.config)
+        if args.command not in ("dvc-yaml", "outputs", "validate-request"):
+            detail = getattr(args, "dataset", "")
+            _setup_logging(cfg, f"{args.command}@{detail}" if detail else args.command)
+        func(cfg, args)
+    except RecUnlearnError as exc:
+        print(f"recunlearn: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

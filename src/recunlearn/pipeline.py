@@ -1,0 +1,144 @@
+"""The pipeline's DAG, defined once and rendered for both Snakemake and DVC.
+
+`build_plan(cfg)` returns every stage the configuration asks for: its command (a call of this package's CLI),
+its inputs, outputs, metrics and the config keys it reads. The Snakefile turns each stage into a rule and
+`recunlearn dvc-yaml` writes the same stages as dvc.yaml, so the two tools cannot drift apart; `--check` mode and
+the pipeline tests fail when the committed dvc.yaml is stale or the two DAGs disagree.
+
+Every output path is a function in `recunlearn.paths`, and every setting that changes an output is either in its
+path (dataset, backbone, seed, request id, method) or a declared param of its stage.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from . import paths
+from .data.requests import request_ids
+
+CODE = "src/recunlearn"
+
+
+@dataclass
+class Stage:
+    """One step of the DAG: a CLI call with its files and the config keys it reads."""
+
+    name: str
+    cmd: list[str]
+    deps: list[str]
+    outs: list[str] = field(default_factory=list)
+    metrics: list[str] = field(default_factory=list)
+    plots: list[str] = field(default_factory=list)
+    params: list[str] = field(default_factory=list)  # dotted config keys
+    threads: int = 1
+    report: dict[str, str] = field(default_factory=dict)  # output -> caption, for `snakemake --report`
+    directories: list[str] = field(default_factory=list)  # outputs that are folders
+
+    def is_directory(self, path: str) -> bool:
+        return path in self.directories
+
+    @property
+    def outputs(self) -> list[str]:
+        return self.outs + self.metrics + self.plots
+
+    @property
+    def rule_name(self) -> str:
+        """Stage names are `kind@detail`; Snakemake rule names must be identifiers."""
+        return "".join(c if c.isalnum() else "_" for c in self.name)
+
+
+def _code(*modules: str) -> list[str]:
+    return [f"{CODE}/{m}" for m in modules]
+
+
+def _cli(cfg: dict, *args: str) -> list[str]:
+    return ["recunlearn", "--config", cfg["_path"], *args]
+
+
+def _custom(cfg: dict, dataset: str) -> list[str]:
+    return [f"custom_datasets.{dataset}"] if dataset in cfg["custom_datasets"] else []
+
+
+def data_stages(cfg: dict, dataset: str) -> list[Stage]:
+    """download -> preprocess -> request sets, for one dataset."""
+    raw = paths.raw_dir(cfg, dataset)
+    split = paths.split_dir(cfg, dataset)
+    download = Stage(
+        name=f"download@{dataset}",
+        cmd=_cli(cfg, "download", "--dataset", dataset),
+        deps=_code("data/registry.py"),
+        outs=[raw],
+        directories=[raw],
+        params=_custom(cfg, dataset),
+    )
+    preprocess = Stage(
+        name=f"preprocess@{dataset}",
+        cmd=_cli(cfg, "preprocess", "--dataset", dataset),
+        deps=[raw, *_code("data/parsers.py", "data/preprocess.py", "data/split.py")],
+        outs=paths.split_files(cfg, dataset),
+        metrics=[paths.split_stats(cfg, dataset)],
+        params=["preprocess", *_custom(cfg, dataset)],
+    )
+    ids = request_ids(cfg["requests"])
+    requests = Stage(
+        name=f"requests@{dataset}",
+        cmd=_cli(cfg, "requests", "--dataset", dataset),
+        deps=[*paths.split_files(cfg, dataset), *_code("data/requests.py")],
+        outs=[paths.request_file(cfg, dataset, rid) for rid in ids],
+        metrics=[paths.request_summary(cfg, dataset)],
+        params=["requests.seed", "requests.random_edges", "requests.users"],
+    )
+    return [download, preprocess, requests]
+
+
+def build_plan(cfg: dict) -> list[Stage]:
+    """All stages for the configuration, in a topological order."""
+    stages: list[Stage] = []
+    for dataset in cfg["datasets"]:
+        stages += data_stages(cfg, dataset)
+    return stages
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# DVC rendering
+# ---------------------------------------------------------------------------------------------------------------
+
+def _present(raw_cfg: dict, dotted: str) -> bool:
+    node = raw_cfg
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def dvc_stage(stage: Stage, config_file: str, raw_cfg: dict) -> dict:
+    """One DVC stage. Params absent from the config file (left at their schema default) cannot be declared:
+    DVC reads params from the file itself. The shipped configs therefore spell out every section."""
+    entry: dict = {"cmd": " ".join(stage.cmd), "deps": list(stage.deps)}
+    params = [p for p in stage.params if _present(raw_cfg, p)]
+    if params:
+        entry["params"] = [{config_file: params}]
+    if stage.outs:
+        entry["outs"] = list(stage.outs)
+    if stage.metrics:
+        entry["metrics"] = [{m: {"cache": False}} for m in stage.metrics]
+    if stage.plots:
+        entry["plots"] = [{p: {"cache": False}} for p in stage.plots]
+    return entry
+
+
+def render_dvc_yaml(cfg: dict) -> str:
+    """dvc.yaml text for the configuration (stages keyed by their names)."""
+    config_file = cfg["_path"]
+    raw_cfg = yaml.safe_load(Path(config_file).read_text()) or {}
+    stages = {s.name: dvc_stage(s, config_file, raw_cfg) for s in build_plan(cfg)}
+    header = (f"# Generated by `recunlearn --config {config_file} dvc-yaml` from the same plan as the Snakefile.\n"
+              "# Do not edit by hand: change the config or src/recunlearn/pipeline.py and regenerate.\n")
+    return header + yaml.safe_dump({"stages": stages}, sort_keys=False, width=200)
+
+
+def all_outputs(cfg: dict) -> list[str]:
+    return [out for stage in build_plan(cfg) for out in stage.outputs]
