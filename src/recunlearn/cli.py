@@ -38,8 +38,9 @@ def _stage_name(args: argparse.Namespace) -> str:
     detail = [str(v) for v in (getattr(args, "dataset", None), getattr(args, "backbone", None)) if v]
     if getattr(args, "seed", None) is not None:
         detail.append(f"seed{args.seed}")
-    if getattr(args, "kind", None):
-        detail.append(args.kind)
+    for attr in ("kind", "request", "method"):
+        if getattr(args, attr, None):
+            detail.append(getattr(args, attr))
     return f"{args.command}@{'/'.join(detail)}" if detail else args.command
 
 
@@ -116,6 +117,35 @@ def cmd_adversarial(cfg: dict, args: argparse.Namespace) -> None:
     log.info("adversarial request: %s", make_adversarial(cfg, args.dataset, args.backbone, args.seed))
 
 
+def cmd_prepare(cfg: dict, args: argparse.Namespace) -> None:
+    from .unlearning_run import prepare
+
+    report = prepare(cfg, args.dataset, args.backbone, args.seed, args.kind, args.method)
+    log.info("prepared %s for %s in %.1f s", args.method, args.kind, report["seconds"])
+
+
+def cmd_unlearn(cfg: dict, args: argparse.Namespace) -> None:
+    from .unlearning_run import unlearn
+
+    unlearn(cfg, args.dataset, args.backbone, args.seed, args.request, args.method)
+
+
+def cmd_reference(cfg: dict, args: argparse.Namespace) -> None:
+    from .unlearning_run import references
+
+    references(cfg, args.dataset, args.backbone, args.seed, args.request)
+
+
+def cmd_compare(cfg: dict, args: argparse.Namespace) -> None:
+    from .comparison import write_comparison
+    from .pipeline import evaluated_request_ids
+    from .unlearning.base import method_class
+
+    prepared = {m for m in cfg["methods"] if method_class(m).needs_preparation}
+    table = write_comparison(cfg, args.dataset, args.backbone, evaluated_request_ids(cfg), cfg["methods"], prepared)
+    log.info("comparison of %d rows written", len(table))
+
+
 def cmd_dvc_yaml(cfg: dict, args: argparse.Namespace) -> None:
     from .io import atomic_path
     from .pipeline import render_dvc_yaml
@@ -151,6 +181,10 @@ COMMANDS = {
     "popularity": (cmd_popularity, "Recall/NDCG of a popularity ranking (the floor for trained models)"),
     "train": (cmd_train, "train a backbone on the original, attacked or a remaining (retrain/<request>) graph"),
     "adversarial": (cmd_adversarial, "inject adversarial noise edges chosen by the original model"),
+    "prepare": (cmd_prepare, "one-off preparation of a method (IE pre-training, shards) for a trained model"),
+    "unlearn": (cmd_unlearn, "run one unlearning method on one request and evaluate it"),
+    "reference": (cmd_reference, "evaluate the Original and Retrain models on one request"),
+    "compare": (cmd_compare, "gather the comparison table of a dataset and backbone"),
     "validate-request": (cmd_validate_request, "check a request file (raw or internal ids) against a split"),
     "dvc-yaml": (cmd_dvc_yaml, "write dvc.yaml from the plan (or --check that it is up to date)"),
     "outputs": (cmd_outputs, "list every output the plan produces"),
@@ -163,13 +197,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (_, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text)
-        if name in ("download", "preprocess", "requests", "validate-request", "popularity", "train", "adversarial"):
+        if name not in ("dvc-yaml", "outputs"):
             p.add_argument("--dataset", required=True)
-        if name in ("train", "adversarial"):
+        if name in ("train", "adversarial", "prepare", "unlearn", "reference", "compare"):
             p.add_argument("--backbone", required=True)
+        if name in ("train", "adversarial", "prepare", "unlearn", "reference"):
             p.add_argument("--seed", type=int, required=True)
-        if name == "train":
+        if name in ("train", "prepare"):
             p.add_argument("--kind", required=True, help="original | attacked | retrain/<request id>")
+        if name in ("unlearn", "reference"):
+            p.add_argument("--request", required=True, help="request id, e.g. random-0.01 or adversarial-1")
+        if name in ("prepare", "unlearn"):
+            p.add_argument("--method", required=True)
         if name == "validate-request":
             p.add_argument("request", help="TSV with header user<TAB>item (raw ids) or user_idx<TAB>item_idx")
         if name == "dvc-yaml":

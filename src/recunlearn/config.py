@@ -69,6 +69,11 @@ def _check_semantics(cfg: dict) -> None:
     for name in cfg["datasets"]:
         if name not in known:
             raise ConfigError(f"datasets: unknown dataset '{name}' (known: {', '.join(sorted(known))})")
+    from .unlearning.base import build_method
+
+    for method in sorted(set(cfg["methods"]) | set(cfg["method_settings"])):
+        # store the resolved settings: what a stage reads, and what Snakemake tracks as its params
+        cfg["method_settings"][method] = build_method(method, cfg["method_settings"].get(method)).settings
     for name, spec in cfg["custom_datasets"].items():
         if sum(key in spec for key in ("path", "url", "pypi")) != 1:
             raise ConfigError(f"custom_datasets.{name}: give exactly one of 'path', 'url' or 'pypi'")

@@ -81,3 +81,34 @@ def adversarial_summary(cfg: dict, dataset: str, backbone: str, seed: int) -> st
 
 def popularity_metrics(cfg: dict, dataset: str) -> str:
     return f"{_root(cfg)}/{dataset}/popularity.json"
+
+
+def prepared_dir(cfg: dict, dataset: str, backbone: str, seed: int, kind: str, method: str) -> str:
+    """One-off preparation of a method (IE pre-training, SISA shards) for a trained model kind."""
+    return f"{model_dir(cfg, dataset, backbone, seed, kind)}/prepared/{method}"
+
+
+def prepared_state(cfg: dict, dataset: str, backbone: str, seed: int, kind: str, method: str) -> str:
+    return f"{prepared_dir(cfg, dataset, backbone, seed, kind, method)}/state.pt"
+
+
+def prepared_report(cfg: dict, dataset: str, backbone: str, seed: int, kind: str, method: str) -> str:
+    return f"{prepared_dir(cfg, dataset, backbone, seed, kind, method)}/report.json"
+
+
+def unlearn_dir(cfg: dict, dataset: str, backbone: str, seed: int, request_id: str, method: str) -> str:
+    """method: a registered unlearning method, or 'reference' for the Original and Retrain rows."""
+    return f"{run_dir(cfg, dataset, backbone, seed)}/unlearn/{request_id}/{method}"
+
+
+def unlearn_metrics(cfg: dict, dataset: str, backbone: str, seed: int, request_id: str, method: str) -> str:
+    return f"{unlearn_dir(cfg, dataset, backbone, seed, request_id, method)}/metrics.json"
+
+
+def unlearn_scores(cfg: dict, dataset: str, backbone: str, seed: int, request_id: str, method: str) -> str:
+    return f"{unlearn_dir(cfg, dataset, backbone, seed, request_id, method)}/scores.npz"
+
+
+def comparison(cfg: dict, dataset: str, backbone: str, ext: str) -> str:
+    """The comparison table of every method x request for a dataset and backbone (csv, md or json)."""
+    return f"{_root(cfg)}/{dataset}/{backbone}/comparison.{ext}"

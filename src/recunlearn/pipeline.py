@@ -17,7 +17,7 @@ import yaml
 
 from . import paths
 from .data.requests import request_ids
-from .graphs import adversarial_id
+from .graphs import adversarial_id, is_adversarial, original_kind
 
 CODE = "src/recunlearn"
 
@@ -146,6 +146,104 @@ def model_stages(cfg: dict, dataset: str, backbone: str, seed: int) -> list[Stag
     return stages
 
 
+UNLEARN_CODE = ("unlearning/base.py", "evaluation/unlearning.py", "evaluation/forgetting.py",
+                "evaluation/ranking.py", "unlearning_run.py", "graphs.py")
+
+
+def method_code(method: str) -> list[str]:
+    """The module of a method (plus the modules it names in `code_deps`): editing it re-runs only its stages."""
+    from .unlearning.base import method_class
+
+    cls = method_class(method)
+    module = cls.__module__.split(".", 1)[1].replace(".", "/") + ".py"
+    return _code(module, *getattr(cls, "code_deps", ()))
+
+
+def _graph_deps(cfg: dict, dataset: str, backbone: str, seed: int, kind: str) -> list[str]:
+    deps = [*paths.split_files(cfg, dataset), paths.checkpoint(cfg, dataset, backbone, seed, kind)]
+    if kind == "attacked":
+        deps.append(paths.attacked_train(cfg, dataset, backbone, seed))
+    return deps
+
+
+def _needs_preparation(method: str) -> bool:
+    from .unlearning.base import method_class
+
+    return method_class(method).needs_preparation
+
+
+def unlearning_stages(cfg: dict, dataset: str, backbone: str, seed: int) -> list[Stage]:
+    """Per-method preparation per trained model kind, then every method and the references per request."""
+    stages: list[Stage] = []
+    rids = evaluated_request_ids(cfg)
+    kinds = sorted({original_kind(rid) for rid in rids})
+    args = ("--dataset", dataset, "--backbone", backbone, "--seed", str(seed))
+    for method in cfg["methods"]:
+        if not _needs_preparation(method):
+            continue
+        for kind in kinds:
+            stages.append(Stage(
+                name=f"prepare@{dataset}/{backbone}/seed{seed}/{kind}/{method}",
+                cmd=_cli(cfg, "prepare", *args, "--kind", kind, "--method", method),
+                deps=[*_graph_deps(cfg, dataset, backbone, seed, kind), *_code("unlearning/base.py",
+                      "unlearning_run.py"), *method_code(method)],
+                outs=[paths.prepared_state(cfg, dataset, backbone, seed, kind, method)],
+                metrics=[paths.prepared_report(cfg, dataset, backbone, seed, kind, method)],
+                params=[f"method_settings.{method}", "train"],
+                threads=cfg["threads"],
+            ))
+    for rid in rids:
+        kind = original_kind(rid)
+        request = paths.request_path(cfg, dataset, backbone, seed, rid)
+        base_deps = [*_graph_deps(cfg, dataset, backbone, seed, kind), request, *_code(*UNLEARN_CODE)]
+        retrain_kind = "original" if is_adversarial(rid) else f"retrain/{rid}"
+        stages.append(Stage(
+            name=f"reference@{dataset}/{backbone}/seed{seed}/{rid}",
+            cmd=_cli(cfg, "reference", *args, "--request", rid),
+            deps=[*base_deps, paths.checkpoint(cfg, dataset, backbone, seed, retrain_kind),
+                  paths.model_metrics(cfg, dataset, backbone, seed, retrain_kind),
+                  paths.model_metrics(cfg, dataset, backbone, seed, kind)],
+            outs=[paths.unlearn_scores(cfg, dataset, backbone, seed, rid, "reference")],
+            metrics=[paths.unlearn_metrics(cfg, dataset, backbone, seed, rid, "reference")],
+            params=["requests.seed", "train.ks"],
+            threads=cfg["threads"],
+        ))
+        for method in cfg["methods"]:
+            deps = [*base_deps, *method_code(method)]
+            if _needs_preparation(method):
+                deps.append(paths.prepared_state(cfg, dataset, backbone, seed, kind, method))
+            stages.append(Stage(
+                name=f"unlearn@{dataset}/{backbone}/seed{seed}/{rid}/{method}",
+                cmd=_cli(cfg, "unlearn", *args, "--request", rid, "--method", method),
+                deps=deps,
+                outs=[paths.unlearn_scores(cfg, dataset, backbone, seed, rid, method)],
+                metrics=[paths.unlearn_metrics(cfg, dataset, backbone, seed, rid, method)],
+                params=[f"method_settings.{method}", "requests.seed", "train"],
+                threads=cfg["threads"],
+            ))
+    return stages
+
+
+def comparison_stage(cfg: dict, dataset: str, backbone: str) -> Stage:
+    """One table per dataset and backbone, over every seed, request and method."""
+    deps = []
+    for seed in cfg["seeds"]:
+        for rid in evaluated_request_ids(cfg):
+            deps += [paths.unlearn_metrics(cfg, dataset, backbone, seed, rid, m)
+                     for m in ["reference", *cfg["methods"]]]
+            deps += [paths.prepared_report(cfg, dataset, backbone, seed, original_kind(rid), m)
+                     for m in cfg["methods"] if _needs_preparation(m)]
+    return Stage(
+        name=f"compare@{dataset}/{backbone}",
+        cmd=_cli(cfg, "compare", "--dataset", dataset, "--backbone", backbone),
+        deps=sorted(set(deps), key=deps.index) + _code("comparison.py"),
+        outs=[paths.comparison(cfg, dataset, backbone, "csv"), paths.comparison(cfg, dataset, backbone, "md")],
+        metrics=[paths.comparison(cfg, dataset, backbone, "json")],
+        params=["seeds"],
+        report={paths.comparison(cfg, dataset, backbone, "csv"): f"Unlearning comparison, {dataset} / {backbone}"},
+    )
+
+
 def build_plan(cfg: dict) -> list[Stage]:
     """All stages for the configuration, in a topological order."""
     stages: list[Stage] = []
@@ -161,6 +259,9 @@ def build_plan(cfg: dict) -> list[Stage]:
         for backbone in cfg["backbones"]:
             for seed in cfg["seeds"]:
                 stages += model_stages(cfg, dataset, backbone, seed)
+            for seed in cfg["seeds"]:
+                stages += unlearning_stages(cfg, dataset, backbone, seed)
+            stages.append(comparison_stage(cfg, dataset, backbone))
     return stages
 
 

@@ -10,7 +10,11 @@ from recunlearn.pipeline import build_plan
 if config and not workflow.overwrite_configfiles:
     sys.exit("recunlearn: error: pass settings with --configfile FILE, not --config KEY=VALUE "
              "(stage commands read the config file, so overrides on the command line would not reach them)")
-CONFIG_FILE = str(workflow.overwrite_configfiles[-1]) if workflow.overwrite_configfiles else "config/config.yaml"
+import os
+
+# relative to the working directory, so stage commands are the same text as in dvc.yaml
+CONFIG_FILE = (os.path.relpath(workflow.overwrite_configfiles[-1]) if workflow.overwrite_configfiles
+               else "config/config.yaml")
 try:
     CFG = load_config(CONFIG_FILE)
 except RecUnlearnError as exc:

@@ -13,16 +13,13 @@ def _outputs(stage):
     return result
 
 
-rule all:
-    input: [out for stage in PLAN for out in stage.outputs]
-    default_target: True
-
-
 for _stage in PLAN:
     rule:
         name: _stage.rule_name
         input: _stage.deps
         output: _outputs(_stage)
-        params: config=param_values(_stage)
+        # Directive values are bound now, but a `shell:` expression would be evaluated when the job runs (and
+        # would then see the loop's last stage): so the command travels in params and the shell string is fixed.
+        params: config=param_values(_stage), cmd=shlex.join(_stage.cmd)
         threads: _stage.threads
-        shell: shlex.join(_stage.cmd)
+        shell: "{params.cmd}"

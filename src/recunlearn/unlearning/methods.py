@@ -1,0 +1,3 @@
+"""Imports every unlearning method module so that each registers itself (one line per method)."""
+from . import no_unlearning  # noqa: F401
+from . import unlearnrec_method  # noqa: F401
