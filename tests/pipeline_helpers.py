@@ -47,4 +47,4 @@ def produced_files(root: Path, results: str) -> set[str]:
     """Every file under the results folder, relative to root, without logs and tool metadata."""
     base = root / results
     return {str(p.relative_to(root)) for p in base.rglob("*")
-            if p.is_file() and "/logs/" not in str(p) and p.name != ".gitignore"}
+            if p.is_file() and "/logs/" not in str(p) and p.name not in (".gitignore", ".snakemake_timestamp")}

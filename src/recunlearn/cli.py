@@ -146,6 +146,16 @@ def cmd_compare(cfg: dict, args: argparse.Namespace) -> None:
     log.info("comparison of %d rows written", len(table))
 
 
+def cmd_forget(cfg: dict, args: argparse.Namespace) -> None:
+    import json
+
+    from .unlearning_run import forget
+
+    report = forget(cfg, args.dataset, args.backbone, args.seed, args.request_file, args.out, args.method,
+                    args.variant)
+    print(json.dumps(report, indent=2))
+
+
 def cmd_dvc_yaml(cfg: dict, args: argparse.Namespace) -> None:
     from .io import atomic_path
     from .pipeline import render_dvc_yaml
@@ -185,6 +195,7 @@ COMMANDS = {
     "unlearn": (cmd_unlearn, "run one unlearning method on one request and evaluate it"),
     "reference": (cmd_reference, "evaluate the Original and Retrain models on one request"),
     "compare": (cmd_compare, "gather the comparison table of a dataset and backbone"),
+    "forget": (cmd_forget, "unlearn YOUR request file from a trained model; writes the model and a report"),
     "validate-request": (cmd_validate_request, "check a request file (raw or internal ids) against a split"),
     "dvc-yaml": (cmd_dvc_yaml, "write dvc.yaml from the plan (or --check that it is up to date)"),
     "outputs": (cmd_outputs, "list every output the plan produces"),
@@ -199,15 +210,20 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text)
         if name not in ("dvc-yaml", "outputs"):
             p.add_argument("--dataset", required=True)
-        if name in ("train", "adversarial", "prepare", "unlearn", "reference", "compare"):
+        if name in ("train", "adversarial", "prepare", "unlearn", "reference", "compare", "forget"):
             p.add_argument("--backbone", required=True)
-        if name in ("train", "adversarial", "prepare", "unlearn", "reference"):
+        if name in ("train", "adversarial", "prepare", "unlearn", "reference", "forget"):
             p.add_argument("--seed", type=int, required=True)
+        if name == "forget":
+            p.add_argument("--request-file", required=True, help="TSV: user<TAB>item (raw ids) or user_idx<TAB>item_idx")
+            p.add_argument("--out", required=True, help="folder for model.pt, remaining_train.tsv, report.json")
+            p.add_argument("--method", default="unlearnrec")
+            p.add_argument("--variant", default=None, help="default: the method's last variant (ie_ft)")
         if name in ("train", "prepare"):
             p.add_argument("--kind", required=True, help="original | attacked | retrain/<request id>")
         if name in ("unlearn", "reference"):
             p.add_argument("--request", required=True, help="request id, e.g. random-0.01 or adversarial-1")
-        if name in ("prepare", "unlearn"):
+        if name in ("prepare", "unlearn"):  # noqa: SIM102
             p.add_argument("--method", required=True)
         if name == "validate-request":
             p.add_argument("request", help="TSV with header user<TAB>item (raw ids) or user_idx<TAB>item_idx")

@@ -121,3 +121,64 @@ def _jsonable(obj):
     if isinstance(obj, np.ndarray):
         return obj.tolist()
     return obj
+
+
+def forget(cfg: dict, dataset: str, backbone: str, seed: int, request_file: str, out_dir: str,
+           method: str = "unlearnrec", variant: str | None = None) -> dict:
+    """Unlearn a user-supplied request (raw or internal ids) from the pipeline's original model.
+
+    Writes `out_dir/` atomically: `model.pt` (a backbone checkpoint whose initial table is the unlearned one;
+    run it on `remaining_train.tsv`), `remaining_train.tsv`, `request.tsv` (internal ids) and `report.json`
+    (time, utility on the test split, forgetting of the request). A request naming unknown users or items, pairs
+    that were never trained on, duplicates or nothing at all is refused before any work is done.
+    """
+    from .data.requests import load_request
+    from .data.split import write_edges
+    from .errors import RecUnlearnError
+    from .evaluation.unlearning import build_reference
+    from .graphs import remove_edges
+    from .io import atomic_dir
+    from .models.checkpoint import data_fingerprint, save_checkpoint
+
+    original = load_original(cfg, dataset, backbone, seed, "original")
+    split, _ = load_graph(cfg, dataset, backbone, seed, "original")
+    request = load_request(request_file, split)
+    runner = build_method(method, _settings(cfg, method))
+    state = None
+    if runner.needs_preparation:
+        state_path = Path(paths.prepared_state(cfg, dataset, backbone, seed, "original", method))
+        if not state_path.is_file():
+            raise RecUnlearnError(f"{state_path}: {method} has not been prepared for this model; run the pipeline "
+                                  f"(or `recunlearn prepare --kind original --method {method} ...`) first")
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+    remaining = remove_edges(original.trained_on, request, split.n_items)
+    variants = runner.unlearn(UnlearningTask(original, request, remaining), state)
+    name = variant or list(variants)[-1]
+    if name not in variants:
+        raise RecUnlearnError(f"--variant: {method} has variants {', '.join(variants)}, not '{name}'")
+    result = variants[name]
+    users, items = final_embeddings(original.backbone, original.backbone.embedding.detach(), original.trained_on)
+    ref = build_reference(users, items, original.trained_on, request, remaining,
+                          [split.train, split.valid, split.test], split.test, cfg["train"]["ks"], cfg["requests"]["seed"])
+    metrics, _ = evaluate_unlearned(result.user_emb, result.item_emb, ref)
+    report = _jsonable({"method": method, "variant": name, "request_file": str(request_file),
+                        "request_edges": len(request), "seconds": result.seconds, "timings": result.timings,
+                        "utility": {k: metrics[k] for k in metrics if "@" in k},
+                        "forgetting": {k: metrics[k] for k in ("mi_bf", "mi_ng", "df_auc", "mia_member_rate")},
+                        "deleted_score_mean": metrics["deleted_after"]["mean"],
+                        "non_edge_score_mean": metrics["nonedges_after"]["mean"]})
+    with atomic_dir(out_dir) as tmp:
+        if result.e0 is not None:
+            model = original.backbone
+            with torch.no_grad():
+                saved = model.embedding.detach().clone()
+                model.embedding.copy_(result.e0)
+            save_checkpoint(tmp / "model.pt", model, {"dataset": dataset, "kind": "unlearned", "method": method,
+                                                      "variant": name, "data_fingerprint": data_fingerprint(remaining),
+                                                      "report": report})
+            with torch.no_grad():
+                model.embedding.copy_(saved)
+        write_edges(tmp / "remaining_train.tsv", remaining)
+        write_edges(tmp / "request.tsv", request)
+        write_json(tmp / "report.json", report)
+    return report

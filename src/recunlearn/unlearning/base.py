@@ -59,6 +59,8 @@ class Unlearned:
     seconds: float
     timings: dict = field(default_factory=dict)   # finer-grained parts of `seconds`
     info: dict = field(default_factory=dict)      # anything worth reporting (epochs run, stop reason, ...)
+    e0: torch.Tensor | None = None                # the rewritten initial table, when the result is a backbone
+                                                  # run on the remaining graph (saved by `recunlearn forget`)
 
 
 class UnlearningMethod:

@@ -22,7 +22,7 @@ from ..models.sampling import BPRSampler
 from ..models.train import deterministic
 from .base import Unlearned, UnlearningMethod, UnlearningTask, register
 
-__all__ = ["FineTune", "budget", "training_context"]
+__all__ = ["FineTune", "budget", "check_common", "training_context"]
 
 
 def budget(name: str, settings: dict, train_settings: dict) -> tuple[float, int]:

@@ -19,4 +19,4 @@ class NoUnlearning(UnlearningMethod):
         start = time.perf_counter()
         backbone = task.original.backbone
         users, items = final_embeddings(backbone, backbone.embedding.detach(), task.remaining)
-        return {self.name: Unlearned(users, items, time.perf_counter() - start)}
+        return {self.name: Unlearned(users, items, time.perf_counter() - start, e0=backbone.embedding.detach())}

@@ -78,7 +78,7 @@ class ReverseBPR(UnlearningMethod):
     def unlearn(self, task: UnlearningTask, state: dict | None) -> dict[str, Unlearned]:
         o, backbone, s = task.original, task.original.backbone, self.settings
         lr, batch = budget(self.name, s, o.train_settings)
-        dev, nu = o.device, o.n_users
+        dev = o.device
         start = time.perf_counter()
         with deterministic(o.seed):
             ctx, sampler, rng = training_context(task, tag=12)

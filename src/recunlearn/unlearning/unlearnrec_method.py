@@ -28,6 +28,7 @@ class UnlearnRec(UnlearningMethod):
         ie_seconds = t["setup_s"] + t["ie_forward_s"]
         info = {"stop_reason": out.stop_reason, "finetune_steps": len(out.history)}
         return {
-            "ie_only": Unlearned(*split(out.final_ie), seconds=ie_seconds, timings=dict(t)),
-            "ie_ft": Unlearned(*split(out.final_ft), seconds=t["total_s"], timings=dict(t), info=info),
+            "ie_only": Unlearned(*split(out.final_ie), seconds=ie_seconds, timings=dict(t), e0=out.e0_ie),
+            "ie_ft": Unlearned(*split(out.final_ft), seconds=t["total_s"], timings=dict(t), info=info,
+                               e0=out.e0_ft),
         }
