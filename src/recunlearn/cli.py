@@ -141,7 +141,7 @@ def cmd_compare(cfg: dict, args: argparse.Namespace) -> None:
     from .pipeline import evaluated_request_ids
     from .unlearning.base import method_class
 
-    prepared = {m for m in cfg["methods"] if method_class(m).needs_preparation}
+    prepared = {m for m in cfg["methods"] if method_class(m, cfg["method_settings"].get(m)).needs_preparation}
     table = write_comparison(cfg, args.dataset, args.backbone, evaluated_request_ids(cfg), cfg["methods"], prepared)
     log.info("comparison of %d rows written", len(table))
 

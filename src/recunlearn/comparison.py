@@ -17,10 +17,8 @@ from . import paths
 from .graphs import original_kind
 from .io import atomic_path, read_json, write_json
 
-LABELS = {
-    "original": "Original", "retrain": "Retrain", "none": "No unlearning (remaining graph)",
-    "ie_only": "UnlearnRec (IE only)", "ie_ft": "UnlearnRec (IE + fine-tune)",
-}
+LABELS = {"original": "Original", "retrain": "Retrain", "none": "No unlearning (remaining graph)"}
+VARIANTS = {"ie_only": "IE only", "ie_ft": "IE + fine-tune"}
 METRICS = ["recall@20", "ndcg@20", "mi_bf", "mi_ng", "df_auc", "mia_member_rate", "deleted_mean",
            "nonedge_mean", "seconds", "prep_seconds"]
 TABLE_COLUMNS = ["request", "model", "recall@20", "ndcg@20", "mi_bf", "mi_ng", "df_auc", "mia_member_rate",
@@ -56,12 +54,38 @@ def collect(cfg: dict, dataset: str, backbone: str, request_ids: list[str], meth
     return pd.DataFrame(rows)
 
 
+TESTED = ["recall@20", "ndcg@20", "mi_bf", "mi_ng"]
+ALPHA = 0.05
+
+
+def paired_tests(long: pd.DataFrame) -> pd.DataFrame:
+    """p-value of a paired t-test across seeds of each model against Retrain on the same request and seed.
+
+    NaN with fewer than two seeds, or when the paired differences are all equal (no variance to test)."""
+    from scipy.stats import ttest_rel
+
+    out = []
+    for (request, model), group in long.groupby(["request", "model"], sort=False):
+        retrain = long[(long["request"] == request) & (long["model"] == "retrain")].set_index("seed")
+        mine = group.set_index("seed")
+        seeds = mine.index.intersection(retrain.index)
+        row = {"request": request, "model": model}
+        for metric in TESTED:
+            a, b = mine.loc[seeds, metric].to_numpy(float), retrain.loc[seeds, metric].to_numpy(float)
+            diff = a - b
+            usable = len(seeds) >= 2 and model != "retrain" and np.ptp(diff) > 0
+            row[f"{metric}_p"] = float(ttest_rel(a, b).pvalue) if usable else np.nan
+        out.append(row)
+    return pd.DataFrame(out)
+
+
 def summarise(long: pd.DataFrame) -> pd.DataFrame:
-    """Mean and std over seeds, then speed-up and break-even against Retrain of the same request."""
+    """Mean and std over seeds, paired tests against Retrain, then speed-up and break-even against Retrain."""
     grouped = long.groupby(["request", "model"], sort=False)[METRICS]
     table = grouped.mean()
     std = grouped.std(ddof=1).add_suffix("_std")
     table = table.join(std).reset_index()
+    table = table.merge(paired_tests(long), on=["request", "model"], how="left")
     retrain = table[table["model"] == "retrain"].set_index("request")["seconds"]
     table["retrain_seconds"] = table["request"].map(retrain)
     table["speedup"] = table["retrain_seconds"] / table["seconds"]
@@ -82,9 +106,11 @@ def _break_even(prep: float, per_request: float, retrain: float) -> float:
 
 
 def label(model: str) -> str:
-    last = model.split("/")[-1]
-    if model.startswith("unlearnrec/"):
-        return LABELS.get(last, model)
+    """Readable row names: 'unlearnrec/ie_ft' -> 'UnlearnRec (IE + fine-tune)'; aliases keep their name."""
+    method, _, variant = model.partition("/")
+    if variant:
+        name = "UnlearnRec" if method == "unlearnrec" else method
+        return f"{name} ({VARIANTS.get(variant, variant)})"
     return LABELS.get(model, model)
 
 
@@ -100,8 +126,10 @@ def to_markdown(table: pd.DataFrame, title: str) -> str:
             elif col == "request":
                 cells.append(str(value))
             else:
-                cells.append(_fmt(value, row.get(f"{col}_std")))
+                mark = "*" if row.get(f"{col}_p", np.nan) < ALPHA else ""
+                cells.append(_fmt(value, row.get(f"{col}_std")) + mark)
         lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", f"Mean ± std over seeds. * = differs from Retrain (paired t-test across seeds, p < {ALPHA})."]
     return "\n".join(lines) + "\n"
 
 

@@ -73,7 +73,9 @@ def _check_semantics(cfg: dict) -> None:
 
     for method in sorted(set(cfg["methods"]) | set(cfg["method_settings"])):
         # store the resolved settings: what a stage reads, and what Snakemake tracks as its params
-        cfg["method_settings"][method] = build_method(method, cfg["method_settings"].get(method)).settings
+        given = cfg["method_settings"].get(method) or {}
+        resolved = build_method(method, given).settings
+        cfg["method_settings"][method] = {**({"base": given["base"]} if "base" in given else {}), **resolved}
     for name, spec in cfg["custom_datasets"].items():
         if sum(key in spec for key in ("path", "url", "pypi")) != 1:
             raise ConfigError(f"custom_datasets.{name}: give exactly one of 'path', 'url' or 'pypi'")

@@ -150,11 +150,11 @@ UNLEARN_CODE = ("unlearning/base.py", "evaluation/unlearning.py", "evaluation/fo
                 "evaluation/ranking.py", "unlearning_run.py", "graphs.py")
 
 
-def method_code(method: str) -> list[str]:
+def method_code(cfg: dict, method: str) -> list[str]:
     """The module of a method (plus the modules it names in `code_deps`): editing it re-runs only its stages."""
     from .unlearning.base import method_class
 
-    cls = method_class(method)
+    cls = method_class(method, cfg["method_settings"].get(method))
     module = cls.__module__.split(".", 1)[1].replace(".", "/") + ".py"
     return _code(module, *getattr(cls, "code_deps", ()))
 
@@ -166,10 +166,10 @@ def _graph_deps(cfg: dict, dataset: str, backbone: str, seed: int, kind: str) ->
     return deps
 
 
-def _needs_preparation(method: str) -> bool:
+def _needs_preparation(cfg: dict, method: str) -> bool:
     from .unlearning.base import method_class
 
-    return method_class(method).needs_preparation
+    return method_class(method, cfg["method_settings"].get(method)).needs_preparation
 
 
 def unlearning_stages(cfg: dict, dataset: str, backbone: str, seed: int) -> list[Stage]:
@@ -179,14 +179,14 @@ def unlearning_stages(cfg: dict, dataset: str, backbone: str, seed: int) -> list
     kinds = sorted({original_kind(rid) for rid in rids})
     args = ("--dataset", dataset, "--backbone", backbone, "--seed", str(seed))
     for method in cfg["methods"]:
-        if not _needs_preparation(method):
+        if not _needs_preparation(cfg, method):
             continue
         for kind in kinds:
             stages.append(Stage(
                 name=f"prepare@{dataset}/{backbone}/seed{seed}/{kind}/{method}",
                 cmd=_cli(cfg, "prepare", *args, "--kind", kind, "--method", method),
                 deps=[*_graph_deps(cfg, dataset, backbone, seed, kind), *_code("unlearning/base.py",
-                      "unlearning_run.py"), *method_code(method)],
+                      "unlearning_run.py"), *method_code(cfg, method)],
                 outs=[paths.prepared_state(cfg, dataset, backbone, seed, kind, method)],
                 metrics=[paths.prepared_report(cfg, dataset, backbone, seed, kind, method)],
                 params=[f"method_settings.{method}", "train"],
@@ -209,8 +209,8 @@ def unlearning_stages(cfg: dict, dataset: str, backbone: str, seed: int) -> list
             threads=cfg["threads"],
         ))
         for method in cfg["methods"]:
-            deps = [*base_deps, *method_code(method)]
-            if _needs_preparation(method):
+            deps = [*base_deps, *method_code(cfg, method)]
+            if _needs_preparation(cfg, method):
                 deps.append(paths.prepared_state(cfg, dataset, backbone, seed, kind, method))
             stages.append(Stage(
                 name=f"unlearn@{dataset}/{backbone}/seed{seed}/{rid}/{method}",
@@ -232,7 +232,7 @@ def comparison_stage(cfg: dict, dataset: str, backbone: str) -> Stage:
             deps += [paths.unlearn_metrics(cfg, dataset, backbone, seed, rid, m)
                      for m in ["reference", *cfg["methods"]]]
             deps += [paths.prepared_report(cfg, dataset, backbone, seed, original_kind(rid), m)
-                     for m in cfg["methods"] if _needs_preparation(m)]
+                     for m in cfg["methods"] if _needs_preparation(cfg, m)]
     return Stage(
         name=f"compare@{dataset}/{backbone}",
         cmd=_cli(cfg, "compare", "--dataset", dataset, "--backbone", backbone),

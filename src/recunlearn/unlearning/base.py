@@ -111,20 +111,33 @@ def register(cls: type[UnlearningMethod]) -> type[UnlearningMethod]:
     return cls
 
 
-def build_method(name: str, settings: dict | None = None) -> UnlearningMethod:
+def method_class(name: str, settings: dict | None = None) -> type[UnlearningMethod]:
+    """The class behind a method name. A name that is not registered may be an alias defined in the config:
+    `method_settings.<alias>: {base: <registered method>, ...overrides}` (used for ablations)."""
     from . import methods  # noqa: F401  (registers every method)
 
-    if name not in METHODS:
-        raise ConfigError(f"methods: unknown unlearning method '{name}' (known: {', '.join(sorted(METHODS))})")
-    return METHODS[name](settings)
+    if name in METHODS:
+        return METHODS[name]
+    base = (settings or {}).get("base")
+    if base is None:
+        raise ConfigError(f"methods: unknown unlearning method '{name}' (known: {', '.join(sorted(METHODS))}; "
+                          f"an alias needs method_settings.{name}.base)")
+    if base not in METHODS:
+        raise ConfigError(f"method_settings.{name}.base: unknown unlearning method '{base}' "
+                          f"(known: {', '.join(sorted(METHODS))})")
+    return METHODS[base]
 
 
-def method_class(name: str) -> type[UnlearningMethod]:
-    from . import methods  # noqa: F401
-
-    if name not in METHODS:
-        raise ConfigError(f"methods: unknown unlearning method '{name}' (known: {', '.join(sorted(METHODS))})")
-    return METHODS[name]
+def build_method(name: str, settings: dict | None = None) -> UnlearningMethod:
+    """An instance of the method (or alias) `name` with its settings resolved against the class defaults."""
+    cls = method_class(name, settings)
+    own = {k: v for k, v in (settings or {}).items() if k != "base"}
+    try:
+        return cls(own)
+    except ConfigError as exc:
+        if name != cls.name:  # name the alias the user wrote, not its base
+            raise ConfigError(str(exc).replace(f"method_settings.{cls.name}", f"method_settings.{name}")) from None
+        raise
 
 
 def final_embeddings(backbone: Backbone, e0: torch.Tensor, edges: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
