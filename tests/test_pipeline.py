@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import io
 
 import pytest
@@ -109,3 +110,22 @@ def test_changed_param_reruns_only_dependent_stages(tmp_path):
     (root / CONFIG).write_text(yaml.safe_dump(cfg))
     dry = run(["snakemake", target, "-n", "--cores", "1", "--configfile", CONFIG], root).stdout
     assert "requests_tiny" in dry and "preprocess_tiny" not in dry and "download_tiny" not in dry
+
+
+def test_sgl_and_simgcl_run_through_the_same_pipeline_with_one_config_change(tmp_path):
+    """Only `backbones` changes (plus a smaller request grid to keep the test short)."""
+    root = project_copy(tmp_path / "p")
+    cfg = yaml.safe_load((root / CONFIG).read_text())
+    cfg["backbones"] = ["sgl", "simgcl"]
+    cfg["requests"]["users"]["kinds"] = []
+    cfg["requests"]["adversarial"]["enabled"] = False
+    cfg["methods"] = ["none", "unlearnrec"]
+    (root / CONFIG).write_text(yaml.safe_dump(cfg))
+    run(["snakemake", "--cores", "2", "--configfile", CONFIG], root)
+    popularity = json.loads((root / RESULTS / "tiny/popularity.json").read_text())["recall@20"]
+    for backbone, readout in (("sgl", "mean"), ("simgcl", "mean_1_to_L")):
+        metrics = json.loads((root / RESULTS / f"tiny/{backbone}/seed0/original/metrics.json").read_text())
+        assert metrics["backbone"] == backbone and metrics["readout"] == readout
+        assert metrics["test"]["recall@20"] > popularity
+        table = (root / RESULTS / f"tiny/{backbone}/comparison.csv").read_text()
+        assert "unlearnrec/ie_ft" in table and "retrain" in table
