@@ -16,6 +16,7 @@ import numpy as np
 
 from . import paths
 from .data.split import Split, load_split, read_edges
+from .models import graph
 
 ADVERSARIAL_PREFIX = "adversarial-"
 
@@ -29,13 +30,11 @@ def adversarial_id(ratio: float) -> str:
 
 
 def remove_edges(edges: np.ndarray, request: np.ndarray, n_items: int) -> np.ndarray:
-    """edges minus request (as sets of pairs); every request pair must be present in edges."""
-    keys = edges[:, 0] * n_items + edges[:, 1]
-    drop = request[:, 0] * n_items + request[:, 1]
-    keep = ~np.isin(keys, drop)
-    if len(edges) - keep.sum() != len(np.unique(drop)):
+    """edges minus request; every request pair must be one of the edges (a plan's requests always are)."""
+    remaining = graph.remove_edges(edges, request, n_items)
+    if len(edges) - len(remaining) != len(np.unique(request[:, 0] * n_items + request[:, 1])):
         raise ValueError("some request edges are not in the training graph")
-    return edges[keep]
+    return remaining
 
 
 def original_kind(request_id: str) -> str:

@@ -106,6 +106,14 @@ def propagate(adj: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return _SymmetricSpMM.apply(adj, x)
 
 
+def remove_edges(edges: np.ndarray, request: np.ndarray, n_items: int) -> np.ndarray:
+    """edges minus request, as sets of (user, item) keys: every copy of a deleted pair goes, so none survives in
+    a remaining graph (the original code's matrix subtraction kept duplicated pairs: method.md section 10)."""
+    keys = edges[:, 0] * np.int64(n_items) + edges[:, 1]
+    drop = np.unique(request[:, 0] * np.int64(n_items) + request[:, 1])
+    return edges[~np.isin(keys, drop)]
+
+
 @dataclass
 class GraphContext:
     """One training graph: its edges, normalised adjacency and per-user positive items, on one device.

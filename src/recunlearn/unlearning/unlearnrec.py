@@ -25,13 +25,13 @@ import torch.nn.functional as F
 from recunlearn.errors import RequestError
 from recunlearn.evaluation.forgetting import sample_non_edges
 from recunlearn.models.base import Backbone
-from recunlearn.models.graph import GraphContext, check_edges, normalized_adjacency
+from recunlearn.models.graph import GraphContext, check_edges, normalized_adjacency, remove_edges
 from recunlearn.models.sampling import BPRSampler
 from recunlearn.models.train import deterministic
 from recunlearn.unlearning.influence_encoder import InfluenceEncoder, RequestGraph
 from recunlearn.unlearning.losses import contrastive_loss, fidelity_loss, preservation_loss, unlearning_loss
 
-__all__ = ["DEFAULT_IE_SETTINGS", "resolve_ie_settings", "build_encoder", "remaining_edges",
+__all__ = ["DEFAULT_IE_SETTINGS", "resolve_ie_settings", "build_encoder",
            "pretrain_influence_encoder", "unlearn_request", "UnlearnOutcome"]
 
 DEFAULT_IE_SETTINGS: dict = {
@@ -110,13 +110,6 @@ def build_encoder(backbone: Backbone, settings: dict, state: dict | None = None,
     if state is not None:
         enc.load_state_dict(state)
     return enc.to(device)
-
-
-def remaining_edges(train_edges: np.ndarray, request_edges: np.ndarray, n_items: int) -> np.ndarray:
-    """E \\ E_del by (user, item) key: every copy of a deleted pair goes, so none survives (method.md 10)."""
-    keys = train_edges[:, 0] * np.int64(n_items) + train_edges[:, 1]
-    req = np.unique(request_edges[:, 0] * np.int64(n_items) + request_edges[:, 1])
-    return train_edges[~np.isin(keys, req)]
 
 
 def _sample_rows(rng: np.random.Generator, n: int, k: int) -> np.ndarray:
@@ -330,7 +323,7 @@ def unlearn_request(backbone: Backbone, encoder_state: dict, train_edges: np.nda
         raise RequestError("the unlearning request is empty")
     backbone.to(device)
     t_start = time.perf_counter()
-    rest = remaining_edges(train_edges, request, n_items)
+    rest = remove_edges(train_edges, request, n_items)
     if len(train_edges) - len(rest) < len(request):
         raise RequestError("the unlearning request names pairs that are not training edges")
     with deterministic(seed):
