@@ -1,0 +1,151 @@
+"""Partitions of the training edges into shards, shared by SISA and RecEraser (method.md section 8).
+
+Why shards: a request then only retrains the shards holding a deleted edge. SISA draws a uniform random
+partition of the interactions. RecEraser (Chen et al., "Recommendation Unlearning", WWW 2022) argues that a
+random split scatters each user's collaborative signal over every shard, so it groups similar users (UBP),
+similar items (IBP) or similar interactions (InBP) with a balanced k-means on pre-trained embeddings:
+
+1. pick K random anchors among the units (users, items or interactions);
+2. visit every (unit, anchor) pair in order of increasing distance; a unit joins the first anchor whose shard
+   still has room (capacity t = capacity_factor * n / K, 1.2 in the paper's code) and is then skipped;
+3. move each anchor to the mean of its shard and repeat T times.
+
+Distances are squared Euclidean; an interaction (u, i) against an anchor (a_u, a_i) uses the product
+||p_u - a_u||^2 * ||q_i - a_i||^2, as the paper's code does. Step 2 is done exactly but vectorised (see
+`greedy_balanced_assignment`). Every function is a deterministic function of its inputs and `seed`.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["PARTITIONS", "unique_edges", "random_partition", "greedy_balanced_assignment", "balanced_kmeans",
+           "receraser_partition"]
+
+PARTITIONS = ("user", "item", "interaction")
+_NEVER = np.iinfo(np.int64).max
+
+
+def unique_edges(edges: np.ndarray, n_items: int) -> np.ndarray:
+    """Distinct (user, item) rows sorted by user then item: one copy per pair, so a pair lives in one shard."""
+    edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
+    keys = np.unique(edges[:, 0] * np.int64(n_items) + edges[:, 1])
+    return np.stack([keys // n_items, keys % n_items], axis=1)
+
+
+def random_partition(n_edges: int, shards: int, seed: int) -> np.ndarray:
+    """SISA: shard id per edge, a seeded shuffle dealt round-robin, so shard sizes differ by at most one."""
+    if shards < 1:
+        raise ValueError(f"need at least one shard, got {shards}")
+    order = np.random.default_rng(seed).permutation(n_edges)
+    assignment = np.empty(n_edges, dtype=np.int64)
+    assignment[order] = np.arange(n_edges) % shards
+    return assignment
+
+
+def greedy_balanced_assignment(dist: np.ndarray, capacity: int) -> np.ndarray:
+    """Shard per unit: the greedy pass of step 2 over all (unit, shard) pairs by increasing `dist` (n x K).
+
+    Computed in at most K vectorised rounds instead of a Python loop over n*K pairs: every unassigned unit
+    proposes its nearest open shard; until some shard fills, every proposal is exactly what the greedy pass
+    would accept. The shard that fills first (at the global rank of its `room`-th closest proposal) closes,
+    every proposal ranked before that point is accepted, and the rest propose again among the open shards.
+    Ties are broken by the flattened (unit, shard) index, so the result is deterministic.
+    """
+    n, k = dist.shape
+    if capacity * k < n:
+        raise ValueError(f"capacity {capacity} x {k} shards cannot hold {n} units")
+    rank = np.empty(n * k, dtype=np.int64)
+    rank[np.argsort(dist, axis=None, kind="stable")] = np.arange(n * k)
+    rank = rank.reshape(n, k)
+    assignment = np.full(n, -1, dtype=np.int64)
+    room = np.full(k, capacity, dtype=np.int64)
+    is_open = np.ones(k, dtype=bool)
+    while True:
+        todo = np.flatnonzero(assignment < 0)
+        if len(todo) == 0:
+            return assignment
+        ranks = np.where(is_open, rank[todo], _NEVER)
+        choice = ranks.argmin(axis=1)
+        first = ranks[np.arange(len(todo)), choice]
+        fills_at = np.full(k, _NEVER)
+        for s in np.flatnonzero(is_open):
+            mine = first[choice == s]
+            if len(mine) >= room[s]:
+                fills_at[s] = np.partition(mine, room[s] - 1)[room[s] - 1]
+        closing = int(fills_at.argmin())
+        take = first <= fills_at[closing]
+        assignment[todo[take]] = choice[take]
+        room -= np.bincount(choice[take], minlength=k)
+        if fills_at[closing] == _NEVER:
+            return assignment
+        is_open[closing] = False
+
+
+def _sq_dist(x: np.ndarray, anchors: np.ndarray) -> np.ndarray:
+    d = (x * x).sum(1)[:, None] - 2.0 * x @ anchors.T + (anchors * anchors).sum(1)[None, :]
+    return np.maximum(d, 0.0)
+
+
+def balanced_kmeans(blocks: list[np.ndarray], shards: int, capacity: int, iters: int,
+                    seed: int) -> tuple[np.ndarray, dict]:
+    """Balanced k-means of n units described by feature `blocks` (each n x d_b); distance = product over blocks.
+
+    Returns the shard per unit and a small report (iterations run, whether the assignment converged).
+    """
+    n = len(blocks[0])
+    if n < shards:
+        raise ValueError(f"cannot split {n} units into {shards} non-empty shards")
+    blocks = [np.asarray(b, dtype=np.float64) for b in blocks]
+    start = np.random.default_rng(seed).choice(n, size=shards, replace=False)
+    anchors = [b[start].copy() for b in blocks]
+    assignment = None
+    converged = False
+    it = 0
+    for it in range(1, max(iters, 1) + 1):
+        dist = np.ones((n, shards))
+        for b, a in zip(blocks, anchors):
+            dist *= _sq_dist(b, a)
+        new = greedy_balanced_assignment(dist, capacity)
+        converged = assignment is not None and np.array_equal(new, assignment)
+        assignment = new
+        if converged:
+            break
+        counts = np.bincount(assignment, minlength=shards)
+        for b, a in zip(blocks, anchors):
+            sums = np.zeros_like(a)
+            np.add.at(sums, assignment, b)
+            filled = counts > 0
+            a[filled] = sums[filled] / counts[filled, None]  # an empty shard keeps its anchor
+    return assignment, {"iterations": it, "converged": bool(converged)}
+
+
+def receraser_partition(edges: np.ndarray, user_emb: np.ndarray, item_emb: np.ndarray, shards: int, mode: str,
+                        seed: int, iters: int = 10, capacity_factor: float = 1.2) -> tuple[np.ndarray, dict]:
+    """RecEraser's UBP / IBP / InBP: shard id per row of `edges`, and a report with the capacity and sizes.
+
+    "user" balances the number of users per shard (all of a user's edges go where the user goes), "item" the
+    items, "interaction" the edges. Only users/items that occur in `edges` are partitioned.
+    """
+    if mode not in PARTITIONS:
+        raise ValueError(f"partition must be one of {PARTITIONS}, got {mode!r}")
+    if capacity_factor < 1.0:
+        raise ValueError(f"capacity_factor must be >= 1, got {capacity_factor}")
+    edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
+    user_emb, item_emb = np.asarray(user_emb), np.asarray(item_emb)
+    if mode == "interaction":
+        units, blocks = None, [user_emb[edges[:, 0]], item_emb[edges[:, 1]]]
+        n_units = len(edges)
+    else:
+        col = 0 if mode == "user" else 1
+        units, inverse = np.unique(edges[:, col], return_inverse=True)
+        blocks = [(user_emb if mode == "user" else item_emb)[units]]
+        n_units = len(units)
+    capacity = int(math.ceil(capacity_factor * n_units / shards))
+    unit_shard, report = balanced_kmeans(blocks, shards, capacity, iters, seed)
+    assignment = unit_shard if units is None else unit_shard[inverse]
+    report.update(mode=mode, capacity=capacity, units=int(n_units),
+                  unit_sizes=np.bincount(unit_shard, minlength=shards).tolist(),
+                  edge_sizes=np.bincount(assignment, minlength=shards).tolist())
+    return assignment, report
