@@ -1,5 +1,6 @@
 # Two entry points for a fresh machine (see README):
-#   make run    create .venv if missing, install, run the default pipeline (snakemake), record it for DVC
+#   make run    create .venv if missing, install, run the default pipeline (snakemake), write the report,
+#               record the results for DVC (dvc commit: `dvc status` is then clean)
 #   make test   create .venv if missing, install with test extras, run the test suite
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -22,6 +23,7 @@ install: $(STAMP)
 
 run: $(STAMP)
 	snakemake --cores $(CORES)
+	snakemake --report results/report.html
 	dvc commit --force --quiet
 
 test: $(STAMP)

@@ -129,3 +129,23 @@ def test_sgl_and_simgcl_run_through_the_same_pipeline_with_one_config_change(tmp
         assert metrics["test"]["recall@20"] > popularity
         table = (root / RESULTS / f"tiny/{backbone}/comparison.csv").read_text()
         assert "unlearnrec/ie_ft" in table and "retrain" in table
+
+
+def test_report_and_plots_render(snakemake_run, dvc_run):
+    """`snakemake --report` writes one self-contained HTML file; `dvc plots show` renders the declared plots."""
+    run(["snakemake", "--configfile", CONFIG, "--report", "report.html"], snakemake_run)
+    html = (snakemake_run / "report.html").read_text(errors="ignore")
+    assert len(html) > 100_000 and "comparison_tiny.png" in html
+    run(["dvc", "plots", "show", "-o", "plots"], dvc_run)
+    index = (dvc_run / "plots" / "index.html").read_text()
+    assert "forgetting_tiny" in index and "history.csv" in index
+
+
+def test_deleting_a_figure_reruns_only_its_notebook(snakemake_run):
+    figure = snakemake_run / RESULTS / "figures" / "efficiency_tiny.png"
+    figure.unlink()
+    dry = run(["snakemake", "--cores", "1", "--configfile", CONFIG, "-n"], snakemake_run).stdout
+    jobs = [line.split()[1].rstrip(":") for line in dry.splitlines() if line.startswith(("rule ", "localrule "))]
+    assert sorted(set(jobs) - {"all"}) == ["notebook_tiny_efficiency"]
+    run(["snakemake", "--cores", "1", "--configfile", CONFIG], snakemake_run)
+    assert figure.stat().st_size > 0

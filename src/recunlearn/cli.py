@@ -156,6 +156,13 @@ def cmd_forget(cfg: dict, args: argparse.Namespace) -> None:
     print(json.dumps(report, indent=2))
 
 
+def cmd_notebook(cfg: dict, args: argparse.Namespace) -> None:
+    from .notebooks import execute_notebook, figure_dir, notebook_dir, notebook_parameters
+
+    execute_notebook(args.notebook, notebook_dir(cfg), figure_dir(cfg), notebook_parameters(cfg, args.dataset))
+    log.info("executed notebook %s for %s", args.notebook, args.dataset)
+
+
 def cmd_dvc_yaml(cfg: dict, args: argparse.Namespace) -> None:
     from .io import atomic_path
     from .pipeline import render_dvc_yaml
@@ -196,6 +203,7 @@ COMMANDS = {
     "reference": (cmd_reference, "evaluate the Original and Retrain models on one request"),
     "compare": (cmd_compare, "gather the comparison table of a dataset and backbone"),
     "forget": (cmd_forget, "unlearn YOUR request file from a trained model; writes the model and a report"),
+    "notebook": (cmd_notebook, "execute an analysis notebook with papermill (ipynb + HTML + figures)"),
     "validate-request": (cmd_validate_request, "check a request file (raw or internal ids) against a split"),
     "dvc-yaml": (cmd_dvc_yaml, "write dvc.yaml from the plan (or --check that it is up to date)"),
     "outputs": (cmd_outputs, "list every output the plan produces"),
@@ -221,6 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--variant", default=None, help="default: the method's last variant (ie_ft)")
         if name in ("train", "prepare"):
             p.add_argument("--kind", required=True, help="original | attacked | retrain/<request id>")
+        if name == "notebook":
+            p.add_argument("--notebook", required=True, help="comparison | efficiency | forgetting | ablation")
         if name in ("unlearn", "reference"):
             p.add_argument("--request", required=True, help="request id, e.g. random-0.01 or adversarial-1")
         if name in ("prepare", "unlearn"):  # noqa: SIM102

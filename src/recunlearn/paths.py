@@ -60,6 +60,10 @@ def model_metrics(cfg: dict, dataset: str, backbone: str, seed: int, kind: str) 
     return f"{model_dir(cfg, dataset, backbone, seed, kind)}/metrics.json"
 
 
+def training_history(cfg: dict, dataset: str, backbone: str, seed: int, kind: str) -> str:
+    return f"{model_dir(cfg, dataset, backbone, seed, kind)}/history.csv"
+
+
 def adversarial_dir(cfg: dict, dataset: str, backbone: str, seed: int) -> str:
     return f"{run_dir(cfg, dataset, backbone, seed)}/adversarial"
 

@@ -117,7 +117,9 @@ def _train_stage(cfg: dict, dataset: str, backbone: str, seed: int, kind: str, g
         deps=[*graph_deps, *model_code(backbone)],
         outs=[paths.checkpoint(cfg, dataset, backbone, seed, kind)],
         metrics=[paths.model_metrics(cfg, dataset, backbone, seed, kind)],
+        plots=[paths.training_history(cfg, dataset, backbone, seed, kind)],
         params=[f"backbone_settings.{backbone}", "train"],
+        report={paths.training_history(cfg, dataset, backbone, seed, kind): "workflow/report/training.rst"},
         threads=cfg["threads"],
     )
 
@@ -240,8 +242,28 @@ def comparison_stage(cfg: dict, dataset: str, backbone: str) -> Stage:
         outs=[paths.comparison(cfg, dataset, backbone, "csv"), paths.comparison(cfg, dataset, backbone, "md")],
         metrics=[paths.comparison(cfg, dataset, backbone, "json")],
         params=["seeds"],
-        report={paths.comparison(cfg, dataset, backbone, "csv"): f"Unlearning comparison, {dataset} / {backbone}"},
+        report={paths.comparison(cfg, dataset, backbone, "csv"): "workflow/report/comparison.rst"},
     )
+
+
+def notebook_stages(cfg: dict, dataset: str) -> list[Stage]:
+    """The analysis notebooks, executed by papermill: the leaves of the DAG. Their figures are DVC plots and
+    Snakemake report items."""
+    from .notebooks import NOTEBOOKS, notebook_stage_spec
+
+    stages = []
+    for name in NOTEBOOKS:
+        spec = notebook_stage_spec(cfg, name, dataset)
+        stages.append(Stage(
+            name=f"notebook@{dataset}/{name}",
+            cmd=_cli(cfg, "notebook", "--dataset", dataset, "--notebook", name),
+            deps=spec["deps"],
+            outs=spec["outs"],
+            plots=spec["figures"],
+            params=["seeds", "backbones", "methods"],
+            report={fig: "workflow/report/figure.rst" for fig in spec["figures"]},
+        ))
+    return stages
 
 
 def build_plan(cfg: dict) -> list[Stage]:
@@ -262,6 +284,7 @@ def build_plan(cfg: dict) -> list[Stage]:
             for seed in cfg["seeds"]:
                 stages += unlearning_stages(cfg, dataset, backbone, seed)
             stages.append(comparison_stage(cfg, dataset, backbone))
+        stages += notebook_stages(cfg, dataset)
     return stages
 
 
@@ -290,8 +313,15 @@ def dvc_stage(stage: Stage, config_file: str, raw_cfg: dict) -> dict:
     if stage.metrics:
         entry["metrics"] = [{m: {"cache": False}} for m in stage.metrics]
     if stage.plots:
-        entry["plots"] = [{p: {"cache": False}} for p in stage.plots]
+        entry["plots"] = [{p: _plot_props(p)} for p in stage.plots]
     return entry
+
+
+def _plot_props(path: str) -> dict:
+    """Images render as they are; training histories as loss and validation curves over epochs."""
+    if path.endswith(".csv"):
+        return {"cache": False, "x": "epoch", "y": "loss"}
+    return {"cache": False}
 
 
 def render_dvc_yaml(cfg: dict) -> str:

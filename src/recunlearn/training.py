@@ -64,9 +64,20 @@ def train_model(cfg: dict, dataset: str, backbone_name: str, seed: int, kind: st
             "data_fingerprint": data_fingerprint(train_edges), "metrics": metrics, "history": result.history}
     save_checkpoint(paths.checkpoint(cfg, dataset, backbone_name, seed, kind), backbone, meta)
     write_json(paths.model_metrics(cfg, dataset, backbone_name, seed, kind), metrics)
+    write_history(paths.training_history(cfg, dataset, backbone_name, seed, kind), result.history)
     log.info("%s %s seed %d: test %s in %.1f s (%d epochs)", backbone_name, kind, seed, metrics["test"],
              result.train_seconds, len(result.history))
     return metrics
+
+
+def write_history(path: str, history: list[dict]) -> None:
+    """The training curve as CSV (one row per epoch; validation columns empty between checks)."""
+    import pandas as pd
+
+    from .io import atomic_path
+
+    with atomic_path(path) as tmp:
+        pd.DataFrame(history).to_csv(tmp, index=False, float_format="%.6g", lineterminator="\n")
 
 
 def popularity_baseline(cfg: dict, dataset: str) -> dict:

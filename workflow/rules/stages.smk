@@ -8,7 +8,7 @@ def _outputs(stage):
     for path in stage.outputs:
         out = directory(path) if stage.is_directory(path) else path
         if path in stage.report:
-            out = report(out, caption=stage.report[path], category=stage.name.split("@")[0])
+            out = report(out, caption=f"{workflow.basedir}/{stage.report[path]}", category=stage.name.split("@")[0])
         result.append(out)
     return result
 
