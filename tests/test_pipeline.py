@@ -149,3 +149,46 @@ def test_deleting_a_figure_reruns_only_its_notebook(snakemake_run):
     assert sorted(set(jobs) - {"all"}) == ["notebook_tiny_efficiency"]
     run(["snakemake", "--cores", "1", "--configfile", CONFIG], snakemake_run)
     assert figure.stat().st_size > 0
+
+
+def test_changing_one_ie_weight_reruns_only_the_ie_and_its_dependants(snakemake_run):
+    """Edit one UnlearnRec weight in the config file (in place, as a user would): only the IE preparation, the
+    UnlearnRec unlearning stages, the table and the notebooks are out of date."""
+    path = snakemake_run / CONFIG
+    original = path.read_text()
+    cfg = yaml.safe_load(original)
+    cfg["method_settings"]["unlearnrec"]["lambda_u"] = 0.123
+    try:
+        path.write_text(yaml.safe_dump(cfg))
+        dry = run(["snakemake", "--cores", "1", "--configfile", CONFIG, "-n"], snakemake_run).stdout
+    finally:
+        path.write_text(original)
+    jobs = {line.split()[1].rstrip(":") for line in dry.splitlines() if line.startswith(("rule ", "localrule "))}
+    jobs -= {"all"}
+    assert any(job.startswith("prepare_") for job in jobs), dry
+    assert all(job.startswith(("prepare_", "unlearn_", "compare_", "notebook_")) for job in jobs), jobs
+    assert all("unlearnrec" in job for job in jobs if job.startswith(("prepare_", "unlearn_"))), jobs
+
+
+def test_forget_a_user_request_with_raw_ids(snakemake_run, tmp_path):
+    """The real-use path: raw ids in, unlearned model + report out; a bad request is refused, nothing written."""
+    from recunlearn.data.split import load_split
+
+    split = load_split(snakemake_run / RESULTS / "tiny/split")
+    request = tmp_path / "forget.tsv"
+    request.write_text("user\titem\n" + "".join(f"{split.user_ids[u]}\t{split.item_ids[i]}\n" for u, i in split.train[:4]))
+    out = tmp_path / "out"
+    proc = run(["recunlearn", "--config", CONFIG, "forget", "--dataset", "tiny", "--backbone", "lightgcn", "--seed", "0",
+                "--request-file", str(request), "--out", str(out)], snakemake_run)
+    report = json.loads((out / "report.json").read_text())
+    assert report["request_edges"] == 4 and report["variant"] == "ie_ft" and report["seconds"] > 0
+    assert {"mi_bf", "mi_ng", "df_auc", "mia_member_rate"} <= set(report["forgetting"])
+    assert json.loads(proc.stdout)["request_edges"] == 4
+    remaining = (out / "remaining_train.tsv").read_text().count("\n") - 1
+    assert remaining == len(split.train) - 4 and (out / "model.pt").stat().st_size > 0
+
+    request.write_text("user\titem\n999999\t1\n")
+    bad = run(["recunlearn", "--config", CONFIG, "forget", "--dataset", "tiny", "--backbone", "lightgcn", "--seed",
+               "0", "--request-file", str(request), "--out", str(tmp_path / "bad")], snakemake_run, check=False)
+    assert bad.returncode == 2 and "forget.tsv: unknown user(s) 999999" in bad.stderr
+    assert not (tmp_path / "bad").exists()

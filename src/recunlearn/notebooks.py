@@ -115,7 +115,8 @@ def _prepared(cfg: dict, dataset: str, backbone: str, seed: int, requests: list[
 
     kinds = sorted({original_kind(r) for r in requests})
     return [paths.prepared_report(cfg, dataset, backbone, seed, kind, m)
-            for m in cfg["methods"] if method_class(m).needs_preparation for kind in kinds]
+            for m in cfg["methods"] if method_class(m, cfg["method_settings"].get(m)).needs_preparation
+            for kind in kinds]
 
 
 def _reads(cfg: dict, name: str, dataset: str) -> list[str]:
