@@ -233,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--notebook", required=True, help="comparison | efficiency | forgetting | ablation")
         if name in ("unlearn", "reference"):
             p.add_argument("--request", required=True, help="request id, e.g. random-0.01 or adversarial-1")
-        if name in ("prepare", "unlearn"):  # noqa: SIM102
+        if name in ("prepare", "unlearn"):
             p.add_argument("--method", required=True)
         if name == "validate-request":
             p.add_argument("request", help="TSV with header user<TAB>item (raw ids) or user_idx<TAB>item_idx")
