@@ -24,7 +24,10 @@ import numpy as np
 import torch
 
 from recunlearn.evaluation import evaluate_ranking
-from recunlearn.models import BPRSampler, build_backbone, normalized_adjacency, train_backbone
+from recunlearn.backbones import build_backbone
+from recunlearn.backbones.trainer import train_backbone
+from recunlearn.graph.adjacency import normalized_adjacency
+from recunlearn.graph.sampling import BPRSampler
 
 N_USERS, N_ITEMS, N_EDGES, N_TEST = 6040, 3706, 1_000_000, 200_000
 
@@ -129,7 +132,7 @@ def main() -> None:
     n_batches = sampler.n_batches(batch)
     extra = []
     if args.ssl_batches > 0:
-        from recunlearn.models import GraphContext
+        from recunlearn.graph.adjacency import GraphContext
         ctx = GraphContext.from_edges(train, N_USERS, N_ITEMS)
         for name in ("sgl", "simgcl"):
             m = build_backbone(name, N_USERS, N_ITEMS, {"dim": dim, "layers": layers}, seed=args.seed)

@@ -20,11 +20,11 @@ import numpy as np
 import torch
 
 from bench_backbones import synthetic_graph
-from recunlearn.models.graph import GraphContext
-from recunlearn.models.registry import build_backbone
-from recunlearn.models.sampling import BPRSampler
-from recunlearn.unlearning.influence_encoder import InfluenceEncoder
-from recunlearn.unlearning.unlearnrec import DEFAULT_IE_SETTINGS, unlearn_request
+from recunlearn.graph.adjacency import GraphContext
+from recunlearn.backbones import build_backbone
+from recunlearn.graph.sampling import BPRSampler
+from recunlearn.unlearning.unlearnrec.encoder import InfluenceEncoder
+from recunlearn.unlearning.unlearnrec.core import DEFAULT_IE_SETTINGS, unlearn_request
 
 N_USERS, N_ITEMS = 6040, 3706
 

@@ -32,13 +32,13 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from recunlearn import paths
-from recunlearn.notebooks import ablation_methods, figure_names, order_models, save_figure
+from recunlearn.pipeline import layout
+from recunlearn.stages.notebook import ablation_methods, figure_names, order_models, save_figure
 
 cfg = {"results_dir": results_dir}
 METRICS = {"recall@20": "Recall@20", "mi_ng": "MI-NG"}
 variants = ablation_methods(methods)
-tables = {b: pd.read_csv(paths.comparison(cfg, dataset, b, "csv")) for b in backbones}
+tables = {b: pd.read_csv(layout.comparison(cfg, dataset, b, "csv")) for b in backbones}
 rows = {b: t[t["model"].str.split("/").str[0].isin(variants)] for b, t in tables.items()}
 models = order_models(m for r in rows.values() for m in r["model"])
 only_full = [m for m in variants if m != "unlearnrec"] == []

@@ -34,9 +34,9 @@ import pandas as pd
 from IPython.display import Markdown, display
 from scipy.stats import ttest_rel
 
-from recunlearn import paths
-from recunlearn.comparison import collect, label
-from recunlearn.notebooks import figure_names, main_methods, order_models, save_figure
+from recunlearn.pipeline import layout
+from recunlearn.stages.compare import collect, label
+from recunlearn.stages.notebook import figure_names, main_methods, order_models, save_figure
 
 cfg = {"results_dir": results_dir, "seeds": seeds}
 METRICS = {"recall@20": "Recall@20", "ndcg@20": "NDCG@20", "mi_bf": "MI-BF", "mi_ng": "MI-NG"}
@@ -47,7 +47,7 @@ shown = main_methods(methods)
 # ## Reading the results
 
 # %%
-tables = {b: pd.read_csv(paths.comparison(cfg, dataset, b, "csv")) for b in backbones}
+tables = {b: pd.read_csv(layout.comparison(cfg, dataset, b, "csv")) for b in backbones}
 per_seed = {b: collect(cfg, dataset, b, requests, shown, prepared=set()) for b in backbones}
 
 

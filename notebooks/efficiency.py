@@ -34,11 +34,11 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from recunlearn import paths
-from recunlearn.comparison import label
-from recunlearn.graphs import original_kind
+from recunlearn.pipeline import layout
+from recunlearn.stages.compare import label
+from recunlearn.pipeline.kinds import original_kind
 from recunlearn.io import read_json
-from recunlearn.notebooks import figure_names, order_models, random_requests, save_figure
+from recunlearn.stages.notebook import figure_names, order_models, random_requests, save_figure
 
 cfg = {"results_dir": results_dir}
 fig_time, fig_size = figure_names("efficiency", dataset)
@@ -48,7 +48,7 @@ TIME_COLUMNS = ["seconds", "seconds_std", "prep_seconds", "retrain_seconds", "sp
 # ## Time per request (mean over seeds)
 
 # %%
-tables = {b: pd.read_csv(paths.comparison(cfg, dataset, b, "csv")) for b in backbones}
+tables = {b: pd.read_csv(layout.comparison(cfg, dataset, b, "csv")) for b in backbones}
 # Original's time is its own training, not an unlearning cost
 timed = {b: t[t["model"] != "original"].set_index("model", drop=False) for b, t in tables.items()}
 models = order_models(m for t in timed.values() for m in t["model"])
@@ -65,7 +65,7 @@ kinds = sorted({original_kind(r) for r in requests})
 prep_rows = [{"backbone": b, "seed": s, "model kind": k, "method": m,
               "seconds": read_json(report)["seconds"]}
              for b in backbones for s in seeds for k in kinds for m in methods
-             if Path(report := paths.prepared_report(cfg, dataset, b, s, k, m)).is_file()]
+             if Path(report := layout.prepared_report(cfg, dataset, b, s, k, m)).is_file()]
 display(pd.DataFrame(prep_rows) if prep_rows else Markdown("No method in this run needs preparation."))
 
 # %%
@@ -94,7 +94,7 @@ save_figure(fig, figures_dir, fig_time)
 
 # %%
 sized = random_requests(requests)
-edges = {(b, r): np.mean([read_json(paths.unlearn_metrics(cfg, dataset, b, s, r, "reference"))["request_edges"]
+edges = {(b, r): np.mean([read_json(layout.unlearn_metrics(cfg, dataset, b, s, r, "reference"))["request_edges"]
                           for s in seeds]) for b in backbones for r in sized}
 fig, axes = plt.subplots(1, len(backbones), figsize=(max(7.5, 5.5 * len(backbones)), 4), squeeze=False)
 for ax, b in zip(axes[0], backbones):

@@ -35,10 +35,10 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from recunlearn import paths
-from recunlearn.comparison import label
+from recunlearn.pipeline import layout
+from recunlearn.stages.compare import label
 from recunlearn.io import read_json
-from recunlearn.notebooks import figure_names, forgetting_request, main_methods, model_name, order_models, save_figure
+from recunlearn.stages.notebook import figure_names, forgetting_request, main_methods, model_name, order_models, save_figure
 
 cfg = {"results_dir": results_dir}
 request, seed = forgetting_request(requests), seeds[0]
@@ -53,8 +53,8 @@ display(Markdown(f"Request **{request}**, seed **{seed}**."))
 scores, summaries = {}, {}
 for b in backbones:
     for method in ["reference", *main_methods(methods)]:
-        metrics = read_json(paths.unlearn_metrics(cfg, dataset, b, seed, request, method))
-        with np.load(paths.unlearn_scores(cfg, dataset, b, seed, request, method)) as npz:
+        metrics = read_json(layout.unlearn_metrics(cfg, dataset, b, seed, request, method))
+        with np.load(layout.unlearn_scores(cfg, dataset, b, seed, request, method)) as npz:
             for variant, values in metrics["variants"].items():
                 model = model_name(method, variant)
                 scores[(b, model)] = {s: npz[f"{variant}__{s}"] for s in SETS}

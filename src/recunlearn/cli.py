@@ -11,17 +11,17 @@ import logging
 import sys
 from pathlib import Path
 
-from .config import DEFAULT_CONFIG_PATH, load_config
-from .errors import RecUnlearnError
+from recunlearn.config import DEFAULT_CONFIG_PATH, load_config
+from recunlearn.errors import RecUnlearnError
 
 log = logging.getLogger("recunlearn")
 
 
 def _setup_logging(cfg: dict, stage_name: str) -> None:
     """Log to stderr and to results/logs/<stage>.log, so every run leaves a readable trace."""
-    from . import paths
+    from recunlearn.pipeline import layout
 
-    log_path = Path(paths.log_file(cfg, stage_name))
+    log_path = Path(layout.log_file(cfg, stage_name))
     log_path.parent.mkdir(parents=True, exist_ok=True)
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     handlers = [logging.StreamHandler(sys.stderr), logging.FileHandler(log_path, mode="w")]
@@ -49,97 +49,72 @@ def _stage_name(args: argparse.Namespace) -> str:
 # ---------------------------------------------------------------------------------------------------------------
 
 def cmd_download(cfg: dict, args: argparse.Namespace) -> None:
-    from . import paths
-    from .data.acquire import acquire
-    from .data.registry import get_dataset
+    from recunlearn.stages.data import download
 
-    spec = get_dataset(args.dataset, cfg["custom_datasets"])
-    dest = acquire(spec, Path(paths.raw_dir(cfg, args.dataset)))
-    log.info("raw files of %s in %s", args.dataset, dest)
+    log.info("raw files of %s in %s", args.dataset, download(cfg, args.dataset))
 
 
 def cmd_preprocess(cfg: dict, args: argparse.Namespace) -> None:
-    from . import paths
-    from .data.preprocess import build_split, write_split
-    from .data.parsers import read_raw
+    from recunlearn.stages.data import preprocess
 
-    raw = Path(paths.raw_dir(cfg, args.dataset))
-    frame = read_raw(raw)
-    parts, user_ids, item_ids, stats = build_split(frame, cfg["preprocess"], source=str(raw))
-    write_split(Path(paths.split_dir(cfg, args.dataset)), parts, user_ids, item_ids, stats)
+    stats = preprocess(cfg, args.dataset)
     log.info("%s: %d users, %d items, %d train / %d valid / %d test", args.dataset, stats["users"], stats["items"],
              stats["train"]["interactions"], stats["valid"]["interactions"], stats["test"]["interactions"])
 
 
 def cmd_requests(cfg: dict, args: argparse.Namespace) -> None:
-    from . import paths
-    from .data.requests import generate_request, request_ids, write_request
-    from .data.split import load_split
-    from .io import write_json
+    from recunlearn.stages.data import requests
 
-    split = load_split(paths.split_dir(cfg, args.dataset))
-    summary = {}
-    for rid in request_ids(cfg["requests"]):
-        edges = generate_request(split, rid, cfg["requests"]["seed"])
-        write_request(Path(paths.request_file(cfg, args.dataset, rid)), edges)
-        summary[rid] = {"edges": int(len(edges)), "users": int(len(set(edges[:, 0].tolist()))),
-                        "fraction_of_train": float(len(edges) / len(split.train))}
-        log.info("request %s: %d edges", rid, len(edges))
-    write_json(paths.request_summary(cfg, args.dataset), summary)
+    requests(cfg, args.dataset)
 
 
 def cmd_validate_request(cfg: dict, args: argparse.Namespace) -> None:
-    from . import paths
-    from .data.requests import load_request
-    from .data.split import load_split
+    from recunlearn.stages.data import validate_request
 
-    split = load_split(paths.split_dir(cfg, args.dataset))
-    edges = load_request(args.request, split)
-    print(f"{args.request}: valid request of {len(edges)} training edges "
-          f"({len(set(edges[:, 0].tolist()))} users, {len(set(edges[:, 1].tolist()))} items)")
+    print(validate_request(cfg, args.dataset, args.request))
 
 
 def cmd_popularity(cfg: dict, args: argparse.Namespace) -> None:
-    from .training import popularity_baseline
+    from recunlearn.stages.data import popularity
 
-    log.info("popularity baseline on %s: %s", args.dataset, popularity_baseline(cfg, args.dataset))
+    log.info("popularity baseline on %s: %s", args.dataset, popularity(cfg, args.dataset))
 
 
 def cmd_train(cfg: dict, args: argparse.Namespace) -> None:
-    from .training import train_model
+    from recunlearn.stages.train import train_model
 
     train_model(cfg, args.dataset, args.backbone, args.seed, args.kind)
 
 
 def cmd_adversarial(cfg: dict, args: argparse.Namespace) -> None:
-    from .training import make_adversarial
+    from recunlearn.stages.train import make_adversarial
 
     log.info("adversarial request: %s", make_adversarial(cfg, args.dataset, args.backbone, args.seed))
 
 
 def cmd_prepare(cfg: dict, args: argparse.Namespace) -> None:
-    from .unlearning_run import prepare
+    from recunlearn.stages.unlearn import prepare
 
     report = prepare(cfg, args.dataset, args.backbone, args.seed, args.kind, args.method)
     log.info("prepared %s for %s in %.1f s", args.method, args.kind, report["seconds"])
 
 
 def cmd_unlearn(cfg: dict, args: argparse.Namespace) -> None:
-    from .unlearning_run import unlearn
+    from recunlearn.stages.unlearn import unlearn
 
     unlearn(cfg, args.dataset, args.backbone, args.seed, args.request, args.method)
 
 
 def cmd_reference(cfg: dict, args: argparse.Namespace) -> None:
-    from .unlearning_run import references
+    from recunlearn.stages.unlearn import references
 
     references(cfg, args.dataset, args.backbone, args.seed, args.request)
 
 
 def cmd_compare(cfg: dict, args: argparse.Namespace) -> None:
-    from .comparison import write_comparison
-    from .pipeline import evaluated_request_ids
-    from .unlearning.base import method_class
+    from recunlearn.stages.compare import write_comparison
+    from recunlearn.pipeline.kinds import evaluated_request_ids
+    from recunlearn.unlearning import method_class
 
     prepared = {m for m in cfg["methods"] if method_class(m, cfg["method_settings"].get(m)).needs_preparation}
     table = write_comparison(cfg, args.dataset, args.backbone, evaluated_request_ids(cfg), cfg["methods"], prepared)
@@ -149,7 +124,7 @@ def cmd_compare(cfg: dict, args: argparse.Namespace) -> None:
 def cmd_forget(cfg: dict, args: argparse.Namespace) -> None:
     import json
 
-    from .unlearning_run import forget
+    from recunlearn.stages.unlearn import forget
 
     report = forget(cfg, args.dataset, args.backbone, args.seed, args.request_file, args.out, args.method,
                     args.variant)
@@ -157,15 +132,15 @@ def cmd_forget(cfg: dict, args: argparse.Namespace) -> None:
 
 
 def cmd_notebook(cfg: dict, args: argparse.Namespace) -> None:
-    from .notebooks import execute_notebook, figure_dir, notebook_dir, notebook_parameters
+    from recunlearn.stages.notebook import execute_notebook, figure_dir, notebook_dir, notebook_parameters
 
     execute_notebook(args.notebook, notebook_dir(cfg), figure_dir(cfg), notebook_parameters(cfg, args.dataset))
     log.info("executed notebook %s for %s", args.notebook, args.dataset)
 
 
 def cmd_dvc_yaml(cfg: dict, args: argparse.Namespace) -> None:
-    from .io import atomic_path
-    from .pipeline import render_dvc_yaml
+    from recunlearn.io import atomic_path
+    from recunlearn.pipeline.plan import render_dvc_yaml
 
     text = render_dvc_yaml(cfg)
     target = Path(args.output)
@@ -182,7 +157,7 @@ def cmd_dvc_yaml(cfg: dict, args: argparse.Namespace) -> None:
 
 
 def cmd_outputs(cfg: dict, args: argparse.Namespace) -> None:
-    from .pipeline import all_outputs
+    from recunlearn.pipeline.plan import all_outputs
 
     print("\n".join(all_outputs(cfg)))
 

@@ -16,7 +16,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from .errors import ConfigError
+from recunlearn.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("config/config.yaml")
 
@@ -63,13 +63,13 @@ def _check_semantics(cfg: dict) -> None:
     total = ratios["train"] + ratios["valid"] + ratios["test"]
     if abs(total - 1.0) > 1e-9:
         raise ConfigError(f"preprocess.ratios: train + valid + test must sum to 1, got {total:g}")
-    from .data.registry import DATASETS  # local import: keeps start-up light
+    from recunlearn.data.registry import DATASETS  # local import: keeps start-up light
 
     known = set(DATASETS) | set(cfg["custom_datasets"])
     for name in cfg["datasets"]:
         if name not in known:
             raise ConfigError(f"datasets: unknown dataset '{name}' (known: {', '.join(sorted(known))})")
-    from .unlearning.base import build_method
+    from recunlearn.unlearning import build_method
 
     for method in sorted(set(cfg["methods"]) | set(cfg["method_settings"])):
         # store the resolved settings: what a stage reads, and what Snakemake tracks as its params

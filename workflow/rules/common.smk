@@ -5,7 +5,7 @@ import sys
 
 from recunlearn.config import load_config
 from recunlearn.errors import RecUnlearnError
-from recunlearn.pipeline import build_plan
+from recunlearn.pipeline.plan import build_plan
 
 if config and not workflow.overwrite_configfiles:
     sys.exit("recunlearn: error: pass settings with --configfile FILE, not --config KEY=VALUE "

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError
-from ..io import atomic_dir, write_json
-from .split import write_edges, write_id_map
+from recunlearn.errors import DataError
+from recunlearn.io import atomic_dir, write_json
+from recunlearn.data.split import write_edges, write_id_map
 
 
 def binarise(frame: pd.DataFrame, threshold: float | None) -> pd.DataFrame:

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import RequestError
-from .split import EDGE_HEADER, Split, write_edges
+from recunlearn.errors import RequestError
+from recunlearn.data.split import EDGE_HEADER, Split, write_edges
 
 RAW_HEADER = ("user", "item")
 MAX_EXAMPLES = 3

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError
-from ..io import atomic_path
+from recunlearn.errors import DataError
+from recunlearn.io import atomic_path
 
 SPLITS = ("train", "valid", "test")
 EDGE_HEADER = ("user_idx", "item_idx")

@@ -21,8 +21,9 @@ import numpy as np
 import torch
 from scipy.stats import rankdata
 
+from recunlearn.graph.sampling import sample_non_edges
+
 __all__ = [
-    "sample_non_edges",
     "score_pairs",
     "sigmoid",
     "rank_auc",
@@ -32,50 +33,6 @@ __all__ = [
 ]
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
-# Below this many (user, item) cells, rejection sampling of a nearly full matrix falls back to enumerating
-# the free cells (exact, and cheap at that size).
-_ENUMERATE_LIMIT = 5_000_000
-
-
-def _pair_keys(edges: np.ndarray, n_items: int) -> np.ndarray:
-    edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
-    return edges[:, 0] * np.int64(n_items) + edges[:, 1]
-
-
-def sample_non_edges(n_users: int, n_items: int, exclude_edges: Sequence[np.ndarray], n: int,
-                     seed: int) -> np.ndarray:
-    """`n` uniformly random (user, item) pairs, none of which appears in any array of `exclude_edges`.
-
-    Pairs are drawn with replacement (a pair may repeat), which keeps the distribution uniform over the free
-    cells and works on dense tiny graphs. Rejection is vectorised: draw a block of candidate keys
-    (user * n_items + item), drop the excluded ones by binary search in the sorted exclusion keys, repeat.
-    Deterministic for a given seed. Raises ValueError if every pair is excluded.
-    """
-    if n < 0:
-        raise ValueError(f"n must be >= 0, got {n}")
-    total = int(n_users) * int(n_items)
-    parts = [_pair_keys(e, n_items) for e in exclude_edges if e is not None and len(e)]
-    excluded = np.unique(np.concatenate(parts)) if parts else np.empty(0, dtype=np.int64)
-    free = total - len(excluded)
-    if n == 0:
-        return np.empty((0, 2), dtype=np.int64)
-    if free <= 0:
-        raise ValueError(f"no non-edge left to sample: all {total} (user, item) pairs are excluded")
-    rng = np.random.default_rng(seed)
-    if free / total < 0.05 and total <= _ENUMERATE_LIMIT:
-        keys = rng.choice(np.setdiff1d(np.arange(total, dtype=np.int64), excluded, assume_unique=True), size=n)
-    else:
-        chunks, have = [], 0
-        while have < n:
-            want = int((n - have) * total / free * 1.2) + 16
-            cand = rng.integers(0, total, size=want, dtype=np.int64)
-            if len(excluded):
-                pos = np.searchsorted(excluded, cand).clip(max=len(excluded) - 1)
-                cand = cand[excluded[pos] != cand]
-            chunks.append(cand)
-            have += len(cand)
-        keys = np.concatenate(chunks)[:n]
-    return np.stack([keys // n_items, keys % n_items], axis=1).astype(np.int64)
 
 
 def score_pairs(user_emb, item_emb, pairs: np.ndarray) -> np.ndarray:

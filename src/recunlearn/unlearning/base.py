@@ -12,8 +12,8 @@ live; the config's `method_settings.<name>` overrides them and unknown keys are 
 
 Every method is judged by the same code (`recunlearn.evaluation.unlearning`) on the same metrics.
 
-Adding a method: write one module in this package with a class decorated by `@register`, import it in
-`recunlearn/unlearning/methods.py`, and list its name under `methods` in the config.
+Adding a method: write one module in this package, add its class to `METHODS` in
+`recunlearn/unlearning/__init__.py`, and list its name under `methods` in the config.
 """
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from ..errors import ConfigError
-from ..models.base import Backbone
+from recunlearn.errors import ConfigError
+from recunlearn.backbones.base import Backbone
 
 
 @dataclass
@@ -101,48 +101,9 @@ def resolve_settings(name: str, defaults: dict, settings: dict) -> dict:
     return resolved
 
 
-METHODS: dict[str, type[UnlearningMethod]] = {}
-
-
-def register(cls: type[UnlearningMethod]) -> type[UnlearningMethod]:
-    if cls.name in METHODS:
-        raise ValueError(f"unlearning method {cls.name!r} registered twice")
-    METHODS[cls.name] = cls
-    return cls
-
-
-def method_class(name: str, settings: dict | None = None) -> type[UnlearningMethod]:
-    """The class behind a method name. A name that is not registered may be an alias defined in the config:
-    `method_settings.<alias>: {base: <registered method>, ...overrides}` (used for ablations)."""
-    from . import methods  # noqa: F401  (registers every method)
-
-    if name in METHODS:
-        return METHODS[name]
-    base = (settings or {}).get("base")
-    if base is None:
-        raise ConfigError(f"methods: unknown unlearning method '{name}' (known: {', '.join(sorted(METHODS))}; "
-                          f"an alias needs method_settings.{name}.base)")
-    if base not in METHODS:
-        raise ConfigError(f"method_settings.{name}.base: unknown unlearning method '{base}' "
-                          f"(known: {', '.join(sorted(METHODS))})")
-    return METHODS[base]
-
-
-def build_method(name: str, settings: dict | None = None) -> UnlearningMethod:
-    """An instance of the method (or alias) `name` with its settings resolved against the class defaults."""
-    cls = method_class(name, settings)
-    own = {k: v for k, v in (settings or {}).items() if k != "base"}
-    try:
-        return cls(own)
-    except ConfigError as exc:
-        if name != cls.name:  # name the alias the user wrote, not its base
-            raise ConfigError(str(exc).replace(f"method_settings.{cls.name}", f"method_settings.{name}")) from None
-        raise
-
-
 def final_embeddings(backbone: Backbone, e0: torch.Tensor, edges: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     """Run the backbone from `e0` on the graph of `edges`; return detached (user, item) final embeddings."""
-    from ..models.graph import normalized_adjacency
+    from recunlearn.graph.adjacency import normalized_adjacency
 
     adj = normalized_adjacency(edges, backbone.n_users, backbone.n_items, e0.device)
     with torch.no_grad():

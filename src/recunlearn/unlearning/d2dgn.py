@@ -31,16 +31,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import ConfigError
-from ..evaluation.forgetting import sample_non_edges
-from ..models.graph import normalized_adjacency, user_item_csr
-from ..models.sampling import BPRSampler
-from .base import Unlearned, UnlearningMethod, UnlearningTask, final_embeddings, register
+from recunlearn.errors import ConfigError
+from recunlearn.graph.sampling import sample_non_edges
+from recunlearn.graph.adjacency import normalized_adjacency, user_item_csr
+from recunlearn.graph.sampling import BPRSampler
+from recunlearn.unlearning.base import Unlearned, UnlearningMethod, UnlearningTask, final_embeddings
 
 __all__ = ["D2DGN"]
 
 
-@register
 class D2DGN(UnlearningMethod):
     name = "d2dgn"
     defaults = {

@@ -16,11 +16,11 @@ import time
 import numpy as np
 import torch
 
-from ..errors import ConfigError
-from ..models.graph import GraphContext
-from ..models.sampling import BPRSampler
-from ..models.train import deterministic
-from .base import Unlearned, UnlearningMethod, UnlearningTask, register
+from recunlearn.errors import ConfigError
+from recunlearn.graph.adjacency import GraphContext
+from recunlearn.graph.sampling import BPRSampler
+from recunlearn.backbones.trainer import deterministic
+from recunlearn.unlearning.base import Unlearned, UnlearningMethod, UnlearningTask
 
 __all__ = ["FineTune", "budget", "check_common", "training_context"]
 
@@ -55,7 +55,6 @@ def training_context(task: UnlearningTask, tag: int) -> tuple[GraphContext, BPRS
     return ctx, sampler, rng
 
 
-@register
 class FineTune(UnlearningMethod):
     """Continue training a copy of E0 on E_r with the backbone's loss for `epochs` epochs (Adam)."""
 

@@ -46,11 +46,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import ConfigError, RequestError
-from ..models.base import Backbone
-from ..models.graph import normalized_adjacency, user_item_csr
-from ..models.sampling import BPRSampler
-from .base import Unlearned, UnlearningMethod, UnlearningTask, register
+from recunlearn.errors import ConfigError, RequestError
+from recunlearn.backbones.base import Backbone
+from recunlearn.graph.adjacency import normalized_adjacency, user_item_csr
+from recunlearn.graph.edges import contains
+from recunlearn.graph.sampling import BPRSampler
+from recunlearn.unlearning.base import Unlearned, UnlearningMethod, UnlearningTask
 
 __all__ = ["GIF", "BPRObjective", "bpr_l2_sum", "conjugate_gradient", "influence_step", "influence_update",
            "fixed_negatives"]
@@ -203,7 +204,6 @@ def fixed_negatives(edges: np.ndarray, n_users: int, n_items: int, seed: int) ->
     return sampler.negatives(edges[:, 0])
 
 
-@register
 class GIF(UnlearningMethod):
     """One damped, trust-region Newton step on the embedding table towards the retraining optimum (see above)."""
 
@@ -235,9 +235,7 @@ class GIF(UnlearningMethod):
         o, backbone = task.original, task.original.backbone
         start = time.perf_counter()
         edges = np.asarray(o.trained_on, dtype=np.int64)
-        keys = edges[:, 0] * np.int64(o.n_items) + edges[:, 1]
-        request = np.asarray(task.request, dtype=np.int64).reshape(-1, 2)
-        keep = ~np.isin(keys, request[:, 0] * np.int64(o.n_items) + request[:, 1])
+        keep = ~contains(edges, task.request, o.n_items)
         if keep.all():
             raise RequestError("gif: the request removes no training edge")
         neg = fixed_negatives(edges, o.n_users, o.n_items, int(np.random.default_rng([o.seed, 13]).integers(2**62)))

@@ -36,11 +36,11 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
-from ..errors import ConfigError
-from ..evaluation.forgetting import sample_non_edges
-from ..models.base import Backbone, apply_readout
-from ..models.graph import normalized_adjacency, propagate, user_item_csr
-from .base import Unlearned, UnlearningMethod, UnlearningTask, register
+from recunlearn.errors import ConfigError
+from recunlearn.graph.sampling import sample_non_edges
+from recunlearn.backbones.base import Backbone, apply_readout
+from recunlearn.graph.adjacency import normalized_adjacency, propagate, user_item_csr
+from recunlearn.unlearning.base import Unlearned, UnlearningMethod, UnlearningTask
 
 __all__ = ["GNNDelete", "hop_masks", "operated_stack"]
 
@@ -74,7 +74,6 @@ def _pair_scores(final: torch.Tensor, pairs: torch.Tensor, n_users: int) -> torc
     return (final[pairs[:, 0]] * final[n_users + pairs[:, 1]]).sum(-1)
 
 
-@register
 class GNNDelete(UnlearningMethod):
     name = "gnndelete"
     defaults = {

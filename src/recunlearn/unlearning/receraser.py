@@ -26,11 +26,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError
-from ..models.sampling import BPRSampler
-from .base import OriginalModel, final_embeddings, register
-from .sharding import PARTITIONS, receraser_partition
-from .sisa import SISA, SISA_DEFAULTS
+from recunlearn.errors import ConfigError
+from recunlearn.graph.sampling import BPRSampler
+from recunlearn.unlearning.base import OriginalModel, final_embeddings
+from recunlearn.unlearning.sharding import PARTITIONS, receraser_partition
+from recunlearn.unlearning.sisa import SISA, SISA_DEFAULTS
 
 __all__ = ["RecEraser", "AttentionAggregator"]
 
@@ -72,7 +72,6 @@ def _node_view(state: dict, device) -> tuple[torch.Tensor, torch.Tensor]:
     return state["shard_final"].to(device).permute(1, 0, 2), state["present"].to(device).T
 
 
-@register
 class RecEraser(SISA):
     name = "receraser"
     defaults = {**SISA_DEFAULTS,

@@ -23,13 +23,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import ConfigError
-from ..evaluation.forgetting import sample_non_edges
-from ..models.graph import user_item_csr
-from ..models.sampling import BPRSampler
-from ..models.train import deterministic
-from .base import Unlearned, UnlearningMethod, UnlearningTask, register
-from .finetune import budget, check_common, training_context
+from recunlearn.errors import ConfigError
+from recunlearn.graph.sampling import sample_non_edges
+from recunlearn.graph.adjacency import user_item_csr
+from recunlearn.graph.sampling import BPRSampler
+from recunlearn.backbones.trainer import deterministic
+from recunlearn.unlearning.base import Unlearned, UnlearningMethod, UnlearningTask
+from recunlearn.unlearning.finetune import budget, check_common, training_context
 
 __all__ = ["ReverseBPR", "reverse_bpr_loss"]
 
@@ -45,7 +45,6 @@ def reverse_bpr_loss(s_deleted: torch.Tensor, s_negative: torch.Tensor, form: st
     raise ValueError(f"reverse_form must be one of {FORMS}, got {form!r}")
 
 
-@register
 class ReverseBPR(UnlearningMethod):
     """Forward BPR on E_r + lambda_reverse * reverse BPR on E_del, with an early stop once forgotten."""
 

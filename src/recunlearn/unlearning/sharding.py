@@ -20,18 +20,11 @@ import math
 
 import numpy as np
 
-__all__ = ["PARTITIONS", "unique_edges", "random_partition", "greedy_balanced_assignment", "balanced_kmeans",
+__all__ = ["PARTITIONS", "random_partition", "greedy_balanced_assignment", "balanced_kmeans",
            "receraser_partition"]
 
 PARTITIONS = ("user", "item", "interaction")
 _NEVER = np.iinfo(np.int64).max
-
-
-def unique_edges(edges: np.ndarray, n_items: int) -> np.ndarray:
-    """Distinct (user, item) rows sorted by user then item: one copy per pair, so a pair lives in one shard."""
-    edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
-    keys = np.unique(edges[:, 0] * np.int64(n_items) + edges[:, 1])
-    return np.stack([keys // n_items, keys % n_items], axis=1)
 
 
 def random_partition(n_edges: int, shards: int, seed: int) -> np.ndarray:

@@ -34,12 +34,13 @@ import time
 import numpy as np
 import torch
 
-from ..errors import ConfigError, RequestError
-from ..models.graph import normalized_adjacency
-from ..models.registry import build_backbone
-from ..models.train import train_backbone
-from .base import OriginalModel, Unlearned, UnlearningMethod, UnlearningTask, as_state, register
-from .sharding import random_partition, unique_edges
+from recunlearn.errors import ConfigError, RequestError
+from recunlearn.graph.adjacency import normalized_adjacency
+from recunlearn.backbones import build_backbone
+from recunlearn.backbones.trainer import train_backbone
+from recunlearn.unlearning.base import OriginalModel, Unlearned, UnlearningMethod, UnlearningTask, as_state
+from recunlearn.graph.edges import contains, edge_keys, unique_edges
+from recunlearn.unlearning.sharding import random_partition
 
 __all__ = ["SISA", "SISA_DEFAULTS", "shard_seed", "train_shard"]
 
@@ -95,7 +96,6 @@ def train_shard(original: OriginalModel, edges: np.ndarray, seed: int, epochs: i
     return final, present, info
 
 
-@register
 class SISA(UnlearningMethod):
     name = "sisa"
     defaults = SISA_DEFAULTS
@@ -162,10 +162,8 @@ class SISA(UnlearningMethod):
         o, s = task.original, self.settings
         start = time.perf_counter()
         edges, assignment = state["edges"].numpy(), state["assignment"].numpy()
-        keys = edges[:, 0] * np.int64(o.n_items) + edges[:, 1]
-        request = np.asarray(task.request, dtype=np.int64).reshape(-1, 2)
-        wanted = np.unique(request[:, 0] * np.int64(o.n_items) + request[:, 1])
-        hit = np.isin(keys, wanted)
+        wanted = np.unique(edge_keys(task.request, o.n_items))
+        hit = contains(edges, task.request, o.n_items)
         if hit.sum() != len(wanted):
             raise RequestError(f"{self.name}: {len(wanted) - int(hit.sum())} request edge(s) are not in the "
                                f"prepared training edges")

@@ -1,0 +1,25 @@
+"""GNN recommender backbones (LightGCN, SGL, SimGCL): a table E0 propagated over a graph given per call.
+
+The explicit imports below are the registry: adding a backbone is one module, one schema fragment
+(`schemas/backbones/<name>.yaml`) and one line in `BACKBONES`.
+"""
+from __future__ import annotations
+
+from recunlearn.backbones.base import Backbone
+from recunlearn.backbones.lightgcn import LightGCN
+from recunlearn.backbones.sgl import SGL
+from recunlearn.backbones.simgcl import SimGCL
+
+__all__ = ["BACKBONES", "Backbone", "LightGCN", "SGL", "SimGCL", "build_backbone"]
+
+BACKBONES: dict[str, type[Backbone]] = {cls.name: cls for cls in (LightGCN, SGL, SimGCL)}
+
+
+def build_backbone(name: str, n_users: int, n_items: int, settings: dict | None = None, seed: int = 0) -> Backbone:
+    """Instantiate a backbone by name. `settings` holds dim/layers/l2 and the backbone's own keys."""
+    if name not in BACKBONES:
+        raise ValueError(f"unknown backbone {name!r}; available: {', '.join(sorted(BACKBONES))}")
+    settings = dict(settings or {})
+    if settings.pop("seed", seed) != seed:
+        raise ValueError(f"settings carry a seed that disagrees with seed={seed}")
+    return BACKBONES[name](n_users, n_items, seed=seed, **settings)

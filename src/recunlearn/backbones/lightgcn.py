@@ -1,0 +1,18 @@
+"""LightGCN: E^l = Â E^(l-1), no transforms or non-linearities; BPR + L2 on E0.
+
+Readout "sum" of layers 0..L is the default because the authors' UnlearnRec code sums; the LightGCN paper's
+"mean" is a setting (`readout: mean`). Score scales differ between the two, so reports name the readout.
+"""
+from __future__ import annotations
+
+from recunlearn.backbones.base import READOUTS, Backbone
+
+
+class LightGCN(Backbone):
+    name = "lightgcn"
+    defaults = {"readout": "sum"}
+
+    def __init__(self, n_users, n_items, dim=64, layers=3, l2=1e-4, seed=0, **settings):
+        if settings.get("readout", "sum") not in ("sum", "mean"):
+            raise ValueError(f"lightgcn readout must be 'sum' or 'mean' (of {READOUTS}), got {settings['readout']!r}")
+        super().__init__(n_users, n_items, dim=dim, layers=layers, l2=l2, seed=seed, **settings)

@@ -1,0 +1,36 @@
+"""SGL with edge dropout (Wu et al., SIGIR 2021): two randomly edge-dropped views per epoch, InfoNCE between them.
+
+The views are redrawn in `start_epoch` (SGL's per-epoch augmentation) from the graph passed in, so when the
+unlearning method trains on the remaining graph, the views are dropped versions of that graph. If `loss` meets a
+graph it has no views for (a caller that skipped `start_epoch`), it draws them with its own seeded generator.
+"""
+from __future__ import annotations
+
+import torch
+
+from recunlearn.backbones.base import Backbone, apply_readout, info_nce, layer_stack
+from recunlearn.graph.adjacency import GraphContext
+
+
+class SGL(Backbone):
+    name = "sgl"
+    readout = "mean"
+    defaults = {"keep": 0.8, "ssl_weight": 0.01, "tau": 0.1}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._views: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._views_of: GraphContext | None = None
+        self._fallback = torch.Generator().manual_seed(self.seed + 1)
+
+    def start_epoch(self, ctx: GraphContext, generator: torch.Generator) -> None:
+        self._views = (ctx.dropped_adjacency(self.keep, generator), ctx.dropped_adjacency(self.keep, generator))
+        self._views_of = ctx
+
+    def ssl_loss(self, e0, ctx, users, items):
+        if self._views_of is not ctx:
+            self.start_epoch(ctx, self._fallback)
+        v1, v2 = (apply_readout(layer_stack(e0, adj, self.layers), self.readout) for adj in self._views)
+        u1, i1 = self.split(v1)
+        u2, i2 = self.split(v2)
+        return self.ssl_weight * (info_nce(u1[users], u2[users], self.tau) + info_nce(i1[items], i2[items], self.tau))

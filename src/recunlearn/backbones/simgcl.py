@@ -1,0 +1,43 @@
+"""SimGCL (Yu et al., SIGIR 2022): contrastive views made by adding small random noise at every layer.
+
+Noise = sign(x) * normalize(U(0,1)) * eps: it keeps each coordinate's sign (the view stays in the same
+hyperoctant) and has norm eps per row. Main readout: mean of layers 1..L (the SimGCL code excludes E0).
+The noise generator lives on the embedding's device and is reseeded each epoch from the training generator.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from recunlearn.backbones.base import Backbone, apply_readout, info_nce, layer_stack
+
+
+class SimGCL(Backbone):
+    name = "simgcl"
+    readout = "mean_1_to_L"
+    defaults = {"eps": 0.2, "ssl_weight": 0.01, "tau": 0.1}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._noise_seed = self.seed + 1
+        self._noise_gen: torch.Generator | None = None
+
+    def start_epoch(self, ctx, generator: torch.Generator) -> None:
+        self._noise_seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+        self._noise_gen = None
+
+    def _generator(self, device: torch.device) -> torch.Generator:
+        if self._noise_gen is None or self._noise_gen.device != device:
+            self._noise_gen = torch.Generator(device=device).manual_seed(self._noise_seed)
+        return self._noise_gen
+
+    def _noisy(self, x: torch.Tensor) -> torch.Tensor:
+        u = torch.rand(x.shape, generator=self._generator(x.device), device=x.device, dtype=x.dtype)
+        return x + torch.sign(x) * F.normalize(u, dim=-1) * self.eps
+
+    def ssl_loss(self, e0, ctx, users, items):
+        v1, v2 = (apply_readout(layer_stack(e0, ctx.adj, self.layers, perturb=self._noisy), self.readout)
+                  for _ in range(2))
+        u1, i1 = self.split(v1)
+        u2, i2 = self.split(v2)
+        return self.ssl_weight * (info_nce(u1[users], u2[users], self.tau) + info_nce(i1[items], i2[items], self.tau))

@@ -1,0 +1,150 @@
+"""Train a backbone with Adam and BPR batches, early-stopping on validation Recall@20.
+
+Why it is shaped this way: each step costs exactly one main propagation (the backbone's `loss` propagates once;
+SGL/SimGCL add their two views), sampling is vectorised per epoch, and evaluation is one extra no-grad
+propagation per check. Determinism: the backbone's init, the sampler and the per-epoch generator are all seeded
+from `seed`, and deterministic algorithms are switched on for the duration of the call (warn-only, then restored),
+so two CPU runs with the same seed give identical weights.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from recunlearn.evaluation.ranking import evaluate_ranking
+from recunlearn.io import atomic_path
+from recunlearn.backbones.base import Backbone
+from recunlearn.graph.adjacency import GraphContext
+from recunlearn.graph.sampling import BPRSampler
+
+__all__ = ["TrainResult", "train_backbone", "deterministic"]
+
+log = logging.getLogger("recunlearn.train")
+
+
+@dataclass
+class TrainResult:
+    best_epoch: int
+    best_valid: dict
+    history: list[dict] = field(default_factory=list)
+    train_seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@contextlib.contextmanager
+def deterministic(seed: int):
+    """Seed torch and turn on deterministic algorithms (warn-only) for the block; restore the old mode after."""
+    was_on = torch.are_deterministic_algorithms_enabled()
+    was_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(was_on, warn_only=was_warn)
+
+
+@contextlib.contextmanager
+def _log_file(log_path):
+    """Attach a file handler writing to a temporary sibling of log_path, renamed into place on success."""
+    if log_path is None:
+        yield
+        return
+    with atomic_path(log_path) as tmp:
+        handler = logging.FileHandler(tmp, mode="w")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        log.addHandler(handler)
+        old_level = log.level
+        log.setLevel(logging.INFO)
+        try:
+            yield
+        finally:
+            log.removeHandler(handler)
+            handler.close()
+            log.setLevel(old_level)
+
+
+def train_backbone(backbone: Backbone, train_edges: np.ndarray, valid_edges: np.ndarray | None,
+                   n_users: int, n_items: int, *, lr: float = 1e-3, batch_size: int = 4096, epochs: int = 200,
+                   patience: int = 10, eval_every: int = 1, ks=(20,), seed: int = 0, device="cpu",
+                   log_path=None, progress: bool = True) -> TrainResult:
+    """Train `backbone` in place on `train_edges`; return the best epoch, its validation metrics and the history.
+
+    Early stopping: validation Recall@20 (or the first k in `ks` if 20 is absent) is checked every `eval_every`
+    epochs, training items masked; training stops after `patience` checks without improvement and the best
+    embedding table is restored. With no validation edges it trains all `epochs` and keeps the last table.
+    """
+    device = torch.device(device)
+    backbone.to(device)
+    ctx = GraphContext.from_edges(train_edges, n_users, n_items, device)
+    sampler = BPRSampler(ctx.edges, n_users, n_items, seed=seed, exclude=ctx.user_items)
+    has_valid = valid_edges is not None and len(valid_edges) > 0
+    ks = tuple(ks)
+    target = "recall@20" if 20 in ks else f"recall@{ks[0]}"
+    opt = torch.optim.Adam([backbone.embedding], lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    best = {"epoch": 0, "metric": -np.inf, "valid": {}, "state": None}
+    history: list[dict] = []
+    stale = 0
+    t_start = time.perf_counter()
+    with deterministic(seed), _log_file(log_path):
+        log.info("training %s on %d edges (%d users, %d items), device %s, config %s",
+                 backbone.name, len(ctx.edges), n_users, n_items, device, backbone.config())
+        bar = tqdm(range(1, epochs + 1), desc=f"train {backbone.name}", disable=not progress, leave=False)
+        for epoch in bar:
+            t0 = time.perf_counter()
+            backbone.train()
+            backbone.start_epoch(ctx, gen)
+            sums: dict[str, float] = {}
+            n_batches = 0
+            for users, pos, neg in sampler.epoch(batch_size):
+                users, pos, neg = users.to(device), pos.to(device), neg.to(device)
+                loss, parts = backbone.loss(backbone.embedding, ctx, users, pos, neg)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                for key, value in parts.items():
+                    sums[key] = sums.get(key, 0.0) + value
+                n_batches += 1
+            row = {"epoch": epoch, **{k: v / max(n_batches, 1) for k, v in sums.items()}}
+            if has_valid and (epoch % eval_every == 0 or epoch == epochs):
+                row.update(_validate(backbone, ctx, valid_edges, ks))
+                if row[target] > best["metric"]:
+                    best.update(epoch=epoch, metric=row[target], valid={k: row[k] for k in row if "@" in k},
+                                state=backbone.embedding.detach().clone())
+                    stale = 0
+                else:
+                    stale += 1
+            row["seconds"] = time.perf_counter() - t0
+            history.append(row)
+            log.info("epoch %s", {k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()})
+            bar.set_postfix({k: f"{row[k]:.4f}" for k in ("loss", target) if k in row})
+            if has_valid and stale >= patience:
+                log.info("early stop at epoch %d: no %s gain in %d checks", epoch, target, patience)
+                break
+        bar.close()
+        if best["state"] is not None:
+            with torch.no_grad():
+                backbone.embedding.copy_(best["state"])
+        else:  # no validation: the last epoch is the result
+            best.update(epoch=len(history), valid={})
+        seconds = time.perf_counter() - t_start
+        log.info("best epoch %d, valid %s, %.1f s", best["epoch"], best["valid"], seconds)
+    return TrainResult(best_epoch=best["epoch"], best_valid=best["valid"], history=history, train_seconds=seconds)
+
+
+@torch.no_grad()
+def _validate(backbone: Backbone, ctx: GraphContext, valid_edges: np.ndarray, ks) -> dict:
+    backbone.eval()
+    user_emb, item_emb = backbone.split(backbone(ctx.adj))
+    out = evaluate_ranking(user_emb, item_emb, ctx.edges, valid_edges, ks=ks)
+    out.pop("n_users")
+    return out

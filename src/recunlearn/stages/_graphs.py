@@ -1,0 +1,31 @@
+"""Load the training graph of a planned model kind and the edge sets of a request from the split files."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from recunlearn.data.split import Split, load_split, read_edges
+from recunlearn.graph.edges import remove_request
+from recunlearn.pipeline import layout
+from recunlearn.pipeline.kinds import original_kind
+
+
+def load_graph(cfg: dict, dataset: str, backbone: str, seed: int, kind: str) -> tuple[Split, np.ndarray]:
+    """(split, training edges) of a model kind: 'original', 'attacked' or 'retrain/<request id>'."""
+    split = load_split(layout.split_dir(cfg, dataset))
+    if kind == "original":
+        return split, split.train
+    if kind == "attacked":
+        return split, read_edges(Path(layout.attacked_train(cfg, dataset, backbone, seed)))
+    if kind.startswith("retrain/"):
+        request = read_edges(Path(layout.request_path(cfg, dataset, backbone, seed, kind.split("/", 1)[1])))
+        return split, remove_request(split.train, request, split.n_items)
+    raise ValueError(f"unknown model kind {kind!r}")
+
+
+def request_graphs(cfg: dict, dataset: str, backbone: str, seed: int, request_id: str):
+    """(split, original training edges, request edges, remaining edges) of one request."""
+    split, trained_on = load_graph(cfg, dataset, backbone, seed, original_kind(request_id))
+    request = read_edges(Path(layout.request_path(cfg, dataset, backbone, seed, request_id)))
+    return split, trained_on, request, remove_request(trained_on, request, split.n_items)

@@ -1,0 +1,165 @@
+"""Gather every evaluated model of a dataset and backbone into one comparison table (CSV, Markdown, JSON).
+
+One row per (request, model); numbers are the mean over the configured seeds, with `<metric>_std` beside them.
+Rows: Original (trained on the full graph), No unlearning (original table on the remaining graph), Retrain,
+then every method's variants. Time columns: the per-request seconds, the one-off preparation seconds (IE
+pre-training, SISA shards) shown apart, the speed-up over Retrain, and the number of requests after which
+preparation plus unlearning costs less than retraining for each request ("break-even requests").
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from recunlearn.pipeline import layout
+from recunlearn.pipeline.kinds import original_kind
+from recunlearn.io import atomic_path, read_json, write_json
+
+LABELS = {"original": "Original", "retrain": "Retrain", "none": "No unlearning (remaining graph)"}
+VARIANTS = {"ie_only": "IE only", "ie_ft": "IE + fine-tune"}
+METRICS = ["recall@20", "ndcg@20", "mi_bf", "mi_ng", "df_auc", "mia_member_rate", "deleted_mean",
+           "nonedge_mean", "seconds", "prep_seconds"]
+TABLE_COLUMNS = ["request", "model", "recall@20", "ndcg@20", "mi_bf", "mi_ng", "df_auc", "mia_member_rate",
+                 "seconds", "prep_seconds", "speedup", "break_even_requests"]
+
+
+def _row(request_id: str, model: str, seed: int, values: dict, prep_seconds: float) -> dict:
+    return {
+        "request": request_id, "model": model, "seed": seed,
+        "recall@20": values.get("recall@20"), "ndcg@20": values.get("ndcg@20"),
+        "mi_bf": values.get("mi_bf"), "mi_ng": values.get("mi_ng"), "df_auc": values.get("df_auc"),
+        "mia_member_rate": values.get("mia_member_rate"),
+        "deleted_mean": values["deleted_after"]["mean"], "nonedge_mean": values["nonedges_after"]["mean"],
+        "seconds": values["seconds"], "prep_seconds": prep_seconds,
+    }
+
+
+def collect(cfg: dict, dataset: str, backbone: str, request_ids: list[str], methods: list[str],
+            prepared: set[str]) -> pd.DataFrame:
+    """Long table: one row per (request, model, seed), read from the metrics files the stages wrote."""
+    rows = []
+    for seed in cfg["seeds"]:
+        for rid in request_ids:
+            for method in ["reference", *methods]:
+                data = read_json(layout.unlearn_metrics(cfg, dataset, backbone, seed, rid, method))
+                prep = 0.0
+                if method in prepared:
+                    report = read_json(layout.prepared_report(cfg, dataset, backbone, seed, original_kind(rid), method))
+                    prep = float(report["seconds"])
+                for variant, values in data["variants"].items():
+                    model = variant if method == "reference" or variant == method else f"{method}/{variant}"
+                    rows.append(_row(rid, model, seed, values, prep if method != "reference" else 0.0))
+    return pd.DataFrame(rows)
+
+
+TESTED = ["recall@20", "ndcg@20", "mi_bf", "mi_ng"]
+ALPHA = 0.05
+
+
+def paired_tests(long: pd.DataFrame) -> pd.DataFrame:
+    """p-value of a paired t-test across seeds of each model against Retrain on the same request and seed.
+
+    NaN with fewer than two seeds, or when the paired differences are all equal (no variance to test)."""
+    from scipy.stats import ttest_rel
+
+    out = []
+    for (request, model), group in long.groupby(["request", "model"], sort=False):
+        retrain = long[(long["request"] == request) & (long["model"] == "retrain")].set_index("seed")
+        mine = group.set_index("seed")
+        seeds = mine.index.intersection(retrain.index)
+        row = {"request": request, "model": model}
+        for metric in TESTED:
+            a, b = mine.loc[seeds, metric].to_numpy(float), retrain.loc[seeds, metric].to_numpy(float)
+            diff = a - b
+            usable = len(seeds) >= 2 and model != "retrain" and np.ptp(diff) > 0
+            row[f"{metric}_p"] = float(ttest_rel(a, b).pvalue) if usable else np.nan
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def summarise(long: pd.DataFrame) -> pd.DataFrame:
+    """Mean and std over seeds, paired tests against Retrain, then speed-up and break-even against Retrain."""
+    grouped = long.groupby(["request", "model"], sort=False)[METRICS]
+    table = grouped.mean()
+    std = grouped.std(ddof=1).add_suffix("_std")
+    table = table.join(std).reset_index()
+    table = table.merge(paired_tests(long), on=["request", "model"], how="left")
+    retrain = table[table["model"] == "retrain"].set_index("request")["seconds"]
+    table["retrain_seconds"] = table["request"].map(retrain)
+    table["speedup"] = table["retrain_seconds"] / table["seconds"]
+    table["break_even_requests"] = [
+        _break_even(p, s, r) if m not in ("original", "retrain") else np.nan
+        for p, s, r, m in zip(table["prep_seconds"], table["seconds"], table["retrain_seconds"], table["model"])]
+    for model in ("original", "retrain"):
+        table.loc[table["model"] == model, ["speedup", "break_even_requests"]] = np.nan
+    return table
+
+
+def _break_even(prep: float, per_request: float, retrain: float) -> float:
+    """Smallest n with prep + n * per_request < n * retrain (inf when unlearning is not cheaper)."""
+    saving = retrain - per_request
+    if saving <= 0:
+        return math.inf
+    return float(math.floor(prep / saving) + 1)
+
+
+def label(model: str) -> str:
+    """Readable row names: 'unlearnrec/ie_ft' -> 'UnlearnRec (IE + fine-tune)'; aliases keep their name."""
+    method, _, variant = model.partition("/")
+    if variant:
+        name = "UnlearnRec" if method == "unlearnrec" else method
+        return f"{name} ({VARIANTS.get(variant, variant)})"
+    return LABELS.get(model, model)
+
+
+def to_markdown(table: pd.DataFrame, title: str) -> str:
+    """A readable Markdown table: mean ± std where several seeds ran."""
+    lines = [f"# {title}", "", "| " + " | ".join(TABLE_COLUMNS) + " |", "|" + "---|" * len(TABLE_COLUMNS)]
+    for _, row in table.iterrows():
+        cells = []
+        for col in TABLE_COLUMNS:
+            value = row[col]
+            if col == "model":
+                cells.append(label(value))
+            elif col == "request":
+                cells.append(str(value))
+            else:
+                mark = "*" if row.get(f"{col}_p", np.nan) < ALPHA else ""
+                cells.append(_fmt(value, row.get(f"{col}_std")) + mark)
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", f"Mean ± std over seeds. * = differs from Retrain (paired t-test across seeds, p < {ALPHA})."]
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(value, std) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float) and math.isinf(value):
+        return "never"
+    text = f"{value:.4g}"
+    if std is not None and isinstance(std, float) and not math.isnan(std):
+        text += f" ± {std:.2g}"
+    return text
+
+
+def write_comparison(cfg: dict, dataset: str, backbone: str, request_ids: list[str], methods: list[str],
+                     prepared: set[str]) -> pd.DataFrame:
+    long = collect(cfg, dataset, backbone, request_ids, methods, prepared)
+    table = summarise(long)
+    with atomic_path(layout.comparison(cfg, dataset, backbone, "csv")) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.6g", lineterminator="\n")
+    with atomic_path(layout.comparison(cfg, dataset, backbone, "md")) as tmp:
+        tmp.write_text(to_markdown(table, f"{dataset} / {backbone}: unlearning comparison "
+                                          f"(mean over seeds {cfg['seeds']})"))
+    metrics = {rid: {label(m): {k: _json(v) for k, v in r.items() if k in TABLE_COLUMNS[2:]}
+                     for m, r in group.set_index("model").iterrows()}
+               for rid, group in table.groupby("request", sort=False)}
+    write_json(layout.comparison(cfg, dataset, backbone, "json"), metrics)
+    return table
+
+
+def _json(value):
+    value = float(value)
+    return None if math.isnan(value) else ("inf" if math.isinf(value) else value)

@@ -1,0 +1,92 @@
+"""The unlearning-method registry, settings resolution, config aliases and the comparison table's arithmetic."""
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recunlearn.stages.compare import _break_even, label, summarise
+from recunlearn.config import validate_config
+from recunlearn.errors import ConfigError
+from recunlearn.unlearning import METHODS, build_method, method_class
+
+
+def test_every_registered_method_builds_with_its_defaults():
+    build_method("none")
+    assert {"none", "unlearnrec", "finetune", "reverse_bpr", "gif"} <= set(METHODS)
+    for name in METHODS:
+        assert build_method(name).settings == {
+            k: (float(v) if isinstance(v, float) else v) for k, v in METHODS[name].defaults.items()}
+
+
+def test_settings_override_and_reject_unknown_or_mistyped():
+    assert build_method("unlearnrec", {"lambda_u": 0.2}).settings["lambda_u"] == 0.2
+    with pytest.raises(ConfigError, match=r"method_settings.unlearnrec: unknown key\(s\) lambda_uu"):
+        build_method("unlearnrec", {"lambda_uu": 1})
+    with pytest.raises(ConfigError, match=r"method_settings.unlearnrec.freeze_mlp: expected bool"):
+        build_method("unlearnrec", {"freeze_mlp": "yes"})
+
+
+def test_alias_uses_base_class_and_names_itself_in_errors():
+    method = build_method("unlearnrec_no_lu", {"base": "unlearnrec", "lambda_u": 0.0})
+    assert method_class("unlearnrec_no_lu", {"base": "unlearnrec"}) is METHODS["unlearnrec"]
+    assert method.settings["lambda_u"] == 0.0
+    with pytest.raises(ConfigError, match=r"method_settings.unlearnrec_no_lu: unknown key"):
+        build_method("unlearnrec_no_lu", {"base": "unlearnrec", "bogus": 1})
+    with pytest.raises(ConfigError, match=r"unknown unlearning method 'mystery'"):
+        build_method("mystery", {})
+    with pytest.raises(ConfigError, match=r"method_settings.x.base: unknown unlearning method 'nope'"):
+        build_method("x", {"base": "nope"})
+
+
+def test_config_resolves_method_settings_and_keeps_alias_base():
+    cfg = validate_config({"methods": ["none", "abl"], "method_settings": {"abl": {"base": "unlearnrec", "epochs": 0}}})
+    assert cfg["method_settings"]["abl"]["base"] == "unlearnrec"
+    assert cfg["method_settings"]["abl"]["epochs"] == 0 and "lambda_u" in cfg["method_settings"]["abl"]
+    with pytest.raises(ConfigError, match="methods: unknown unlearning method 'typo'"):
+        validate_config({"methods": ["typo"]})
+
+
+def test_break_even_counts_requests_until_preparation_pays_off():
+    assert _break_even(prep=10.0, per_request=1.0, retrain=3.0) == 6  # 10 + 6*1 < 6*3 but 10 + 5 == 15 == 5*3
+    assert _break_even(prep=0.0, per_request=1.0, retrain=3.0) == 1
+    assert math.isinf(_break_even(prep=5.0, per_request=4.0, retrain=3.0))
+
+
+def test_summary_means_over_seeds_and_speedup_against_retrain():
+    rows = []
+    for seed, (r, s) in enumerate([(0.30, 2.0), (0.32, 4.0)]):
+        base = dict(request="random-0.01", seed=seed, ndcg_20=0, mi_bf=1, mi_ng=1, df_auc=0.5, mia_member_rate=0,
+                    deleted_mean=0, nonedge_mean=0, prep_seconds=0.0)
+        rows.append({**base, "model": "retrain", "recall@20": r, "seconds": 10.0 * (seed + 1)})
+        rows.append({**base, "model": "unlearnrec/ie_ft", "recall@20": r - 0.01, "seconds": s, "prep_seconds": 6.0})
+    long = pd.DataFrame(rows).rename(columns={"ndcg_20": "ndcg@20"})
+    table = summarise(long).set_index("model")
+    assert table.loc["unlearnrec/ie_ft", "recall@20"] == pytest.approx(0.30)
+    assert table.loc["unlearnrec/ie_ft", "recall@20_std"] == pytest.approx(np.std([0.29, 0.31], ddof=1))
+    assert table.loc["unlearnrec/ie_ft", "speedup"] == pytest.approx(15.0 / 3.0)
+    assert table.loc["unlearnrec/ie_ft", "break_even_requests"] == 1  # 6 + 3 < 15
+    assert math.isnan(table.loc["retrain", "speedup"])
+
+
+def test_labels():
+    assert label("unlearnrec/ie_ft") == "UnlearnRec (IE + fine-tune)"
+    assert label("none") == "No unlearning (remaining graph)"
+    assert label("unlearnrec_no_lu/ie_ft") == "unlearnrec_no_lu (IE + fine-tune)"
+
+
+def test_paired_test_marks_a_consistent_gap_to_retrain():
+    from recunlearn.stages.compare import paired_tests
+
+    rows = []
+    for seed in range(4):
+        rows.append({"request": "r", "model": "retrain", "seed": seed, "recall@20": 0.30 + 0.01 * seed,
+                     "ndcg@20": 0.2, "mi_bf": 1.0, "mi_ng": 1.0})
+        rows.append({"request": "r", "model": "m", "seed": seed, "recall@20": 0.20 + 0.01 * seed + 0.001 * seed**2,
+                     "ndcg@20": 0.2, "mi_bf": 1.0, "mi_ng": 1.0})
+    tests = paired_tests(pd.DataFrame(rows)).set_index("model")
+    assert tests.loc["m", "recall@20_p"] < 1e-3
+    assert math.isnan(tests.loc["m", "ndcg@20_p"])  # identical values: nothing to test
+    assert math.isnan(tests.loc["retrain", "recall@20_p"])
+    one_seed = paired_tests(pd.DataFrame([r for r in rows if r["seed"] == 0])).set_index("model")
+    assert math.isnan(one_seed.loc["m", "recall@20_p"])
