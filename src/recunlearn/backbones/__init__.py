@@ -3,8 +3,10 @@
 The explicit imports below are the registry: adding a backbone is one module, one schema fragment
 (`schemas/backbones/<name>.yaml`) and one line in `BACKBONES`.
 """
+
 from __future__ import annotations
 
+from recunlearn import components
 from recunlearn.backbones.base import Backbone
 from recunlearn.backbones.lightgcn import LightGCN
 from recunlearn.backbones.sgl import SGL
@@ -16,10 +18,12 @@ BACKBONES: dict[str, type[Backbone]] = {cls.name: cls for cls in (LightGCN, SGL,
 
 
 def build_backbone(name: str, n_users: int, n_items: int, settings: dict | None = None, seed: int = 0) -> Backbone:
-    """Instantiate a backbone by name. `settings` holds dim/layers/l2 and the backbone's own keys."""
+    """Instantiate a backbone by name. `settings` (the config's `backbone_settings.<name>`, or any overrides of
+    its fragment's defaults) are completed and validated from `schemas/backbones/<name>.yaml`; a bad one raises
+    ConfigError naming `backbone_settings.<name>.<key>`."""
     if name not in BACKBONES:
         raise ValueError(f"unknown backbone {name!r}; available: {', '.join(sorted(BACKBONES))}")
     settings = dict(settings or {})
     if settings.pop("seed", seed) != seed:
         raise ValueError(f"settings carry a seed that disagrees with seed={seed}")
-    return BACKBONES[name](n_users, n_items, seed=seed, **settings)
+    return BACKBONES[name](n_users, n_items, seed=seed, **components.backbone_settings(name, settings))

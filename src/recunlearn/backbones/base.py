@@ -4,9 +4,11 @@ Why E0 is the only weight and `propagate` takes any (e0, adj): UnlearnRec is mod
 rewrites the initial table and reruns the unchanged backbone on the remaining graph. So every backbone must be
 a pure function of (e0, adj) plus its own hyperparameters, and its loss must be computed from the e0 argument.
 """
+
 from __future__ import annotations
 
-from typing import Callable, ClassVar
+from collections.abc import Callable
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -40,7 +42,7 @@ def layer_stack(
 def apply_readout(stack: list[torch.Tensor], readout: str) -> torch.Tensor:
     """Combine a layer stack: "sum" of 0..L, "mean" of 0..L, or "mean_1_to_L" (layer 0 excluded).
 
-    Accumulates with adds instead of torch.stack: no (L+1) x N x d copy (measurable at 1M edges on 2 cores).
+    Accumulates with adds instead of torch.stack: no (L+1) x N x d copy (docs/decisions.md).
     """
     if readout not in READOUTS:
         raise ValueError(f"unknown readout {readout!r}; choose one of {READOUTS}")
@@ -62,31 +64,33 @@ def info_nce(a: torch.Tensor, b: torch.Tensor, tau: float) -> torch.Tensor:
 
 
 class Backbone(nn.Module):
-    """Base class of the GNN recommenders. Subclasses set `name`, `readout`, `defaults` and, for SSL, `ssl_loss`.
+    """Base class of the GNN recommenders. Subclasses set `name`, `readout` and, for SSL, `ssl_loss`.
 
-    Settings beyond (dim, layers, l2, seed) are declared in the class dict `defaults`; unknown settings raise
-    ValueError so a typo in a config never silently falls back to a default. `self.settings` holds the resolved
-    values (what a checkpoint stores to rebuild the model).
+    A backbone's settings are its fragment's, `schemas/backbones/<name>.yaml` (dim, layers, l2 shared by all, then
+    its own), passed as keyword arguments without defaults: `build_backbone` completes them from the fragment.
+    A subclass stores its own settings as attributes and in `self.settings` (what a checkpoint stores to rebuild
+    the model, besides dim, layers and l2).
     """
 
     name: ClassVar[str] = "base"
     readout: str = "sum"
-    defaults: ClassVar[dict] = {}
 
-    def __init__(self, n_users: int, n_items: int, dim: int = 64, layers: int = 3, l2: float = 1e-4,
-                 seed: int = 0, **settings):
+    def __init__(self, n_users: int, n_items: int, *, dim: int, layers: int, l2: float, seed: int):
+        """
+        Args:
+            n_users: number of users (rows 0..n_users-1 of E0).
+            n_items: number of items (the rows after the users).
+            dim: embedding width.
+            layers: propagation steps L.
+            l2: weight of the L2 penalty on the batch's rows of E0.
+            seed: seed of the Xavier initialisation of E0.
+        """
         super().__init__()
-        unknown = set(settings) - set(self.defaults)
-        if unknown:
-            raise ValueError(f"{self.name}: unknown settings {sorted(unknown)}; known: {sorted(self.defaults)}")
         if layers < 0 or dim <= 0:
             raise ValueError(f"{self.name}: need dim > 0 and layers >= 0, got dim={dim}, layers={layers}")
         self.n_users, self.n_items = int(n_users), int(n_items)
         self.dim, self.layers, self.l2, self.seed = int(dim), int(layers), float(l2), int(seed)
-        resolved = {**self.defaults, **settings}
-        for key, value in resolved.items():
-            setattr(self, key, value)
-        self.settings = resolved
+        self.settings: dict = {}
         if self.readout not in READOUTS:
             raise ValueError(f"{self.name}: unknown readout {self.readout!r}; choose one of {READOUTS}")
         # Xavier-uniform per block (user table, item table), like the separate tables of the authors' code.
@@ -98,9 +102,17 @@ class Backbone(nn.Module):
     # ---- configuration -------------------------------------------------------------------------------
     def config(self) -> dict:
         """Everything needed to rebuild this backbone (shape + hyperparameters), JSON-serialisable."""
-        return {"name": self.name, "n_users": self.n_users, "n_items": self.n_items, "dim": self.dim,
-                "layers": self.layers, "l2": self.l2, "seed": self.seed, "readout": self.readout,
-                "settings": dict(self.settings)}
+        return {
+            "name": self.name,
+            "n_users": self.n_users,
+            "n_items": self.n_items,
+            "dim": self.dim,
+            "layers": self.layers,
+            "l2": self.l2,
+            "seed": self.seed,
+            "readout": self.readout,
+            "settings": dict(self.settings),
+        }
 
     # ---- propagation ---------------------------------------------------------------------------------
     def propagate(self, e0: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
@@ -111,7 +123,7 @@ class Backbone(nn.Module):
         return self.propagate(self.embedding, adj)
 
     def split(self, final: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return final[: self.n_users], final[self.n_users:]
+        return final[: self.n_users], final[self.n_users :]
 
     def score(self, final: torch.Tensor, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Inner products of the final embeddings of paired (users[k], items[k])."""
@@ -121,13 +133,21 @@ class Backbone(nn.Module):
     def start_epoch(self, ctx: GraphContext, generator: torch.Generator) -> None:
         """Per-epoch state hook (SGL redraws its dropped views, SimGCL reseeds its noise). Default: nothing."""
 
-    def ssl_loss(self, e0: torch.Tensor, ctx: GraphContext, users: torch.Tensor,
-                 items: torch.Tensor) -> torch.Tensor | None:
+    def ssl_loss(
+        self, e0: torch.Tensor, ctx: GraphContext, users: torch.Tensor, items: torch.Tensor
+    ) -> torch.Tensor | None:
         """Self-supervised term (already weighted) for the batch's unique users/items; None if the backbone has none."""
         return None
 
-    def loss(self, e0: torch.Tensor, ctx: GraphContext, users: torch.Tensor, pos: torch.Tensor,
-             neg: torch.Tensor, final: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(
+        self,
+        e0: torch.Tensor,
+        ctx: GraphContext,
+        users: torch.Tensor,
+        pos: torch.Tensor,
+        neg: torch.Tensor,
+        final: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         """The backbone's training loss on a batch: BPR + L2 (+ weighted SSL), all computed from `e0`.
 
         L2 = l2 * 0.5 * ||rows of e0 used by the batch||^2 / batch size (the LightGCN convention: it acts on the

@@ -1,9 +1,10 @@
 """Checkpoints that hold only tensors and plain metadata (never the data handler or optimiser).
 
-Why: the original code pickled the whole data handler with the model (tens of MB, seconds per save). Here a
+Why: the original code pickled the whole data handler with the model (large and slow to save). Here a
 checkpoint is {format, backbone config, embedding tensor, meta}; it loads with `weights_only=True` (no arbitrary
 code on load) and is written atomically, so a killed run never leaves a truncated file that looks valid.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -12,10 +13,10 @@ import os
 import numpy as np
 import torch
 
+from recunlearn.backbones import build_backbone
+from recunlearn.backbones.base import Backbone
 from recunlearn.errors import DataError
 from recunlearn.io import atomic_path
-from recunlearn.backbones.base import Backbone
-from recunlearn.backbones import build_backbone
 
 __all__ = ["save_checkpoint", "load_checkpoint", "data_fingerprint"]
 

@@ -2,7 +2,9 @@
 
 Readout "sum" of layers 0..L is the default because the authors' UnlearnRec code sums; the LightGCN paper's
 "mean" is a setting (`readout: mean`). Score scales differ between the two, so reports name the readout.
+Settings: `schemas/backbones/lightgcn.yaml`.
 """
+
 from __future__ import annotations
 
 from recunlearn.backbones.base import READOUTS, Backbone
@@ -10,9 +12,11 @@ from recunlearn.backbones.base import READOUTS, Backbone
 
 class LightGCN(Backbone):
     name = "lightgcn"
-    defaults = {"readout": "sum"}
 
-    def __init__(self, n_users, n_items, dim=64, layers=3, l2=1e-4, seed=0, **settings):
-        if settings.get("readout", "sum") not in ("sum", "mean"):
-            raise ValueError(f"lightgcn readout must be 'sum' or 'mean' (of {READOUTS}), got {settings['readout']!r}")
-        super().__init__(n_users, n_items, dim=dim, layers=layers, l2=l2, seed=seed, **settings)
+    def __init__(self, n_users: int, n_items: int, *, dim: int, layers: int, l2: float, readout: str, seed: int):
+        """Args as `Backbone`, plus readout: see `schemas/backbones/lightgcn.yaml`."""
+        if readout not in ("sum", "mean"):
+            raise ValueError(f"lightgcn readout must be 'sum' or 'mean' (of {READOUTS}), got {readout!r}")
+        super().__init__(n_users, n_items, dim=dim, layers=layers, l2=l2, seed=seed)
+        self.readout = readout
+        self.settings = {"readout": readout}

@@ -3,7 +3,9 @@
 The views are redrawn in `start_epoch` (SGL's per-epoch augmentation) from the graph passed in, so when the
 unlearning method trains on the remaining graph, the views are dropped versions of that graph. If `loss` meets a
 graph it has no views for (a caller that skipped `start_epoch`), it draws them with its own seeded generator.
+Settings: `schemas/backbones/sgl.yaml`.
 """
+
 from __future__ import annotations
 
 import torch
@@ -15,10 +17,24 @@ from recunlearn.graph.adjacency import GraphContext
 class SGL(Backbone):
     name = "sgl"
     readout = "mean"
-    defaults = {"keep": 0.8, "ssl_weight": 0.01, "tau": 0.1}
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self,
+        n_users: int,
+        n_items: int,
+        *,
+        dim: int,
+        layers: int,
+        l2: float,
+        keep: float,
+        ssl_weight: float,
+        tau: float,
+        seed: int,
+    ):
+        """Args as `Backbone`, plus keep, ssl_weight, tau: see `schemas/backbones/sgl.yaml`."""
+        super().__init__(n_users, n_items, dim=dim, layers=layers, l2=l2, seed=seed)
+        self.keep, self.ssl_weight, self.tau = keep, ssl_weight, tau
+        self.settings = {"keep": keep, "ssl_weight": ssl_weight, "tau": tau}
         self._views: tuple[torch.Tensor, torch.Tensor] | None = None
         self._views_of: GraphContext | None = None
         self._fallback = torch.Generator().manual_seed(self.seed + 1)

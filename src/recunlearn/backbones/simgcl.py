@@ -3,7 +3,9 @@
 Noise = sign(x) * normalize(U(0,1)) * eps: it keeps each coordinate's sign (the view stays in the same
 hyperoctant) and has norm eps per row. Main readout: mean of layers 1..L (the SimGCL code excludes E0).
 The noise generator lives on the embedding's device and is reseeded each epoch from the training generator.
+Settings: `schemas/backbones/simgcl.yaml`.
 """
+
 from __future__ import annotations
 
 import torch
@@ -15,10 +17,24 @@ from recunlearn.backbones.base import Backbone, apply_readout, info_nce, layer_s
 class SimGCL(Backbone):
     name = "simgcl"
     readout = "mean_1_to_L"
-    defaults = {"eps": 0.2, "ssl_weight": 0.01, "tau": 0.1}
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self,
+        n_users: int,
+        n_items: int,
+        *,
+        dim: int,
+        layers: int,
+        l2: float,
+        eps: float,
+        ssl_weight: float,
+        tau: float,
+        seed: int,
+    ):
+        """Args as `Backbone`, plus eps, ssl_weight, tau: see `schemas/backbones/simgcl.yaml`."""
+        super().__init__(n_users, n_items, dim=dim, layers=layers, l2=l2, seed=seed)
+        self.eps, self.ssl_weight, self.tau = eps, ssl_weight, tau
+        self.settings = {"eps": eps, "ssl_weight": ssl_weight, "tau": tau}
         self._noise_seed = self.seed + 1
         self._noise_gen: torch.Generator | None = None
 
@@ -36,8 +52,9 @@ class SimGCL(Backbone):
         return x + torch.sign(x) * F.normalize(u, dim=-1) * self.eps
 
     def ssl_loss(self, e0, ctx, users, items):
-        v1, v2 = (apply_readout(layer_stack(e0, ctx.adj, self.layers, perturb=self._noisy), self.readout)
-                  for _ in range(2))
+        v1, v2 = (
+            apply_readout(layer_stack(e0, ctx.adj, self.layers, perturb=self._noisy), self.readout) for _ in range(2)
+        )
         u1, i1 = self.split(v1)
         u2, i2 = self.split(v2)
         return self.ssl_weight * (info_nce(u1[users], u2[users], self.tau) + info_nce(i1[items], i2[items], self.tau))

@@ -6,6 +6,7 @@ propagation per check. Determinism: the backbone's init, the sampler and the per
 from `seed`, and deterministic algorithms are switched on for the duration of the call (warn-only, then restored),
 so two CPU runs with the same seed give identical weights.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -17,11 +18,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from recunlearn.evaluation.ranking import evaluate_ranking
-from recunlearn.io import atomic_path
 from recunlearn.backbones.base import Backbone
+from recunlearn.evaluation.ranking import evaluate_ranking
 from recunlearn.graph.adjacency import GraphContext
 from recunlearn.graph.sampling import BPRSampler
+from recunlearn.io import atomic_path
 
 __all__ = ["TrainResult", "train_backbone", "deterministic"]
 
@@ -72,15 +73,47 @@ def _log_file(log_path):
             log.setLevel(old_level)
 
 
-def train_backbone(backbone: Backbone, train_edges: np.ndarray, valid_edges: np.ndarray | None,
-                   n_users: int, n_items: int, *, lr: float = 1e-3, batch_size: int = 4096, epochs: int = 200,
-                   patience: int = 10, eval_every: int = 1, ks=(20,), seed: int = 0, device="cpu",
-                   log_path=None, progress: bool = True) -> TrainResult:
+def train_backbone(
+    backbone: Backbone,
+    train_edges: np.ndarray,
+    valid_edges: np.ndarray | None,
+    n_users: int,
+    n_items: int,
+    *,
+    lr: float,
+    batch_size: int,
+    epochs: int,
+    patience: int,
+    eval_every: int,
+    ks,
+    seed: int = 0,
+    device="cpu",
+    log_path=None,
+    progress: bool = True,
+) -> TrainResult:
     """Train `backbone` in place on `train_edges`; return the best epoch, its validation metrics and the history.
 
     Early stopping: validation Recall@20 (or the first k in `ks` if 20 is absent) is checked every `eval_every`
     epochs, training items masked; training stops after `patience` checks without improvement and the best
     embedding table is restored. With no validation edges it trains all `epochs` and keeps the last table.
+    The budget has no defaults here: it is the config's `train` section (`schemas/config.schema.yaml`).
+
+    Args:
+        backbone: the model to train (its table E0 is updated in place).
+        train_edges: (E, 2) training edges.
+        valid_edges: (V, 2) validation edges for early stopping, or None to train every epoch.
+        n_users: number of users.
+        n_items: number of items.
+        lr: Adam learning rate.
+        batch_size: training edges per step.
+        epochs: epochs at most.
+        patience: validation checks without improvement before stopping.
+        eval_every: epochs between validation checks (the last epoch is always checked).
+        ks: cut-offs of the validation metrics.
+        seed: seed of the sampler, the per-epoch generator and torch.
+        device: torch device.
+        log_path: a file for the training log (written atomically), or None.
+        progress: show a progress bar.
     """
     device = torch.device(device)
     backbone.to(device)
@@ -96,8 +129,15 @@ def train_backbone(backbone: Backbone, train_edges: np.ndarray, valid_edges: np.
     stale = 0
     t_start = time.perf_counter()
     with deterministic(seed), _log_file(log_path):
-        log.info("training %s on %d edges (%d users, %d items), device %s, config %s",
-                 backbone.name, len(ctx.edges), n_users, n_items, device, backbone.config())
+        log.info(
+            "training %s on %d edges (%d users, %d items), device %s, config %s",
+            backbone.name,
+            len(ctx.edges),
+            n_users,
+            n_items,
+            device,
+            backbone.config(),
+        )
         bar = tqdm(range(1, epochs + 1), desc=f"train {backbone.name}", disable=not progress, leave=False)
         for epoch in bar:
             t0 = time.perf_counter()
@@ -118,8 +158,12 @@ def train_backbone(backbone: Backbone, train_edges: np.ndarray, valid_edges: np.
             if has_valid and (epoch % eval_every == 0 or epoch == epochs):
                 row.update(_validate(backbone, ctx, valid_edges, ks))
                 if row[target] > best["metric"]:
-                    best.update(epoch=epoch, metric=row[target], valid={k: row[k] for k in row if "@" in k},
-                                state=backbone.embedding.detach().clone())
+                    best.update(
+                        epoch=epoch,
+                        metric=row[target],
+                        valid={k: row[k] for k in row if "@" in k},
+                        state=backbone.embedding.detach().clone(),
+                    )
                     stale = 0
                 else:
                     stale += 1

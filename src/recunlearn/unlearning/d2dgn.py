@@ -14,15 +14,17 @@ feature-based node embeddings (MSE); deleted knowledge is steered away. Here:
 - L_emb: MSE between student and teacher final embeddings of the retained nodes (every node that is not an
   endpoint of a deleted edge).
 - L_del: the "destroyer" part. The paper distils deleted elements from a randomly initialised model; the
-  project's target for forgetting is "deleted edges score like random non-edges" (method.md section 6), so
+  project's target for forgetting is "deleted edges score like random non-edges" (docs/method.md, "Requests used
+  in evaluation"), so
   this term is a hinge, mean(relu(s_del - mean s_non)), pushing each sampled deleted edge's student score down
   to the batch's mean student score of random non-edges. A hinge, not a squared error or a softplus: its
-  gradient per pair is bounded and stops at the non-edge level (squared, it outweighed L_kl by ~10^4 at the
-  start and wrecked the retained scores; softplus kept pushing far below the non-edges).
+  gradient per pair is bounded and stops at the non-edge level (a squared error outweighed L_kl and wrecked the
+  retained scores; a softplus kept pushing far below the non-edges: docs/decisions.md).
 
 L = lambda_kl L_kl + lambda_emb L_emb + lambda_del L_del, Adam on the student table, `epochs` passes over the
-remaining edges; each step costs one propagation of the remaining graph.
+remaining edges; each step costs one propagation of the remaining graph. Settings: `schemas/methods/d2dgn.yaml`.
 """
+
 from __future__ import annotations
 
 import time
@@ -31,10 +33,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from recunlearn.errors import ConfigError
-from recunlearn.graph.sampling import sample_non_edges
 from recunlearn.graph.adjacency import normalized_adjacency, user_item_csr
-from recunlearn.graph.sampling import BPRSampler
+from recunlearn.graph.sampling import BPRSampler, sample_non_edges
 from recunlearn.unlearning.base import Unlearned, UnlearningMethod, UnlearningTask, final_embeddings
 
 __all__ = ["D2DGN"]
@@ -42,25 +42,6 @@ __all__ = ["D2DGN"]
 
 class D2DGN(UnlearningMethod):
     name = "d2dgn"
-    defaults = {
-        "epochs": 3,             # passes over the remaining edges
-        "lr": 0.01,              # Adam on the student table (1e-3 had not converged in 3 epochs on ML-100K)
-        "batch_size": 4096,      # remaining edges per step
-        "lambda_kl": 1.0,        # response-based distillation on retained users
-        "lambda_emb": 1.0,       # feature-based distillation on retained nodes
-        "lambda_del": 1.0,       # pushes deleted edges to non-edge scores
-        "tau": 1.0,              # softmax temperature of the soft scores
-        "candidates": 16,        # random items per positive in each soft-score distribution
-        "del_batch_size": 4096,  # deleted edges (and as many non-edges) per step
-    }
-
-    def __init__(self, settings: dict | None = None):
-        super().__init__(settings)
-        s = self.settings
-        if s["epochs"] < 0 or s["lr"] <= 0 or s["tau"] <= 0 or s["candidates"] < 1 or s["batch_size"] < 1 \
-                or s["del_batch_size"] < 1 or min(s["lambda_kl"], s["lambda_emb"], s["lambda_del"]) < 0:
-            raise ConfigError(f"method_settings.{self.name}: need epochs >= 0, lr > 0, tau > 0, candidates >= 1, "
-                              f"batch sizes >= 1 and non-negative weights")
 
     def unlearn(self, task: UnlearningTask, state: dict | None) -> dict[str, Unlearned]:
         o, s = task.original, self.settings
@@ -72,8 +53,9 @@ class D2DGN(UnlearningMethod):
         retained = torch.ones(n_users + o.n_items, dtype=torch.bool, device=device)
         retained[torch.from_numpy(request[:, 0]).to(device)] = False
         retained[torch.from_numpy(n_users + request[:, 1]).to(device)] = False
-        sampler = BPRSampler(task.remaining, n_users, o.n_items, seed=o.seed,
-                             exclude=user_item_csr(o.trained_on, n_users, o.n_items))
+        sampler = BPRSampler(
+            task.remaining, n_users, o.n_items, seed=o.seed, exclude=user_item_csr(o.trained_on, n_users, o.n_items)
+        )
         rng = np.random.default_rng(o.seed + 1)
         student = bb.embedding.detach().clone().to(device).requires_grad_(True)
         opt = torch.optim.Adam([student], lr=s["lr"])
@@ -81,9 +63,15 @@ class D2DGN(UnlearningMethod):
         t_setup = time.perf_counter()
         steps, last = 0, {}
         for epoch in range(s["epochs"]):
-            non_edges = torch.from_numpy(sample_non_edges(n_users, o.n_items, [o.trained_on],
-                                                          n_del * sampler.n_batches(s["batch_size"]),
-                                                          seed=o.seed + 7919 * (epoch + 1))).to(device)
+            non_edges = torch.from_numpy(
+                sample_non_edges(
+                    n_users,
+                    o.n_items,
+                    [o.trained_on],
+                    n_del * sampler.n_batches(s["batch_size"]),
+                    seed=o.seed + 7919 * (epoch + 1),
+                )
+            ).to(device)
             for b, (users, pos, _) in enumerate(sampler.epoch(s["batch_size"])):
                 m = s["candidates"]
                 extra = sampler.negatives(np.repeat(users.numpy(), m)).reshape(len(users), m)
@@ -93,14 +81,13 @@ class D2DGN(UnlearningMethod):
                 logits = (final[users][:, None, :] * final[cands]).sum(-1) / s["tau"]
                 with torch.no_grad():
                     ref = (teacher[users][:, None, :] * teacher[cands]).sum(-1) / s["tau"]
-                kl = F.kl_div(F.log_softmax(logits, 1), F.log_softmax(ref, 1), log_target=True,
-                              reduction="batchmean")
+                kl = F.kl_div(F.log_softmax(logits, 1), F.log_softmax(ref, 1), log_target=True, reduction="batchmean")
                 emb = F.mse_loss(final[retained], teacher[retained])
                 loss = s["lambda_kl"] * kl + s["lambda_emb"] * emb
                 last = {"kl": float(kl.detach()), "emb": float(emb.detach())}
                 if n_del:
                     pick = torch.from_numpy(rng.choice(len(request), size=n_del, replace=False)).to(device)
-                    pairs, non = torch.from_numpy(request).to(device)[pick], non_edges[b * n_del:(b + 1) * n_del]
+                    pairs, non = torch.from_numpy(request).to(device)[pick], non_edges[b * n_del : (b + 1) * n_del]
                     s_del = (final[pairs[:, 0]] * final[n_users + pairs[:, 1]]).sum(-1)
                     s_non = (final[non[:, 0]] * final[n_users + non[:, 1]]).sum(-1)
                     forget = F.relu(s_del - s_non.mean().detach()).mean()
@@ -114,5 +101,8 @@ class D2DGN(UnlearningMethod):
             users_emb, items_emb = bb.split(bb.propagate(student.detach(), adj))
         end = time.perf_counter()
         timings = {"setup_s": t_setup - start, "train_s": end - t_setup}
-        return {self.name: Unlearned(users_emb, items_emb, end - start, timings=timings,
-                                     info={"steps": steps, "last": last})}
+        return {
+            self.name: Unlearned(
+                users_emb, items_emb, end - start, timings=timings, info={"steps": steps, "last": last}
+            )
+        }

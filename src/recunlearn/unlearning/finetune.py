@@ -1,4 +1,6 @@
-"""Fine-tune baseline: keep training a copy of the original table on the remaining graph (method.md section 8).
+"""Fine-tune baseline: keep training a copy of the original table on the remaining graph.
+
+Settings: `schemas/methods/finetune.yaml`; the method in docs/method.md, "Baselines (each a row of the comparison)".
 
 Why it is a row: it is the cheapest "do what Retrain does, but start from the trained model" method. It only sees
 E_r, so the deleted edges lose their positive push and drift towards what the rest of the data implies; how far
@@ -6,72 +8,31 @@ they drift within the budget is what it is judged on. The loss is the backbone's
 SGL/SimGCL) on batches of E_r, with negatives drawn among the items a user has no *remaining* edge with (as
 Retrain would draw them), and every step costs one main propagation.
 
-The original backbone is never modified: the trainable table is a copy. The helpers `budget` and `training_context`
-are shared with the reverse-BPR baseline, which trains the same way plus one extra term.
+The original backbone is never modified: the trainable table is a copy. The loop's set-up (`budget`,
+`training_context`) is shared with the reverse-BPR baseline through `unlearning/_training.py`.
 """
+
 from __future__ import annotations
 
 import time
 
-import numpy as np
 import torch
 
-from recunlearn.errors import ConfigError
-from recunlearn.graph.adjacency import GraphContext
-from recunlearn.graph.sampling import BPRSampler
 from recunlearn.backbones.trainer import deterministic
+from recunlearn.unlearning._training import budget, training_context
 from recunlearn.unlearning.base import Unlearned, UnlearningMethod, UnlearningTask
 
-__all__ = ["FineTune", "budget", "check_common", "training_context"]
-
-
-def budget(name: str, settings: dict, train_settings: dict) -> tuple[float, int]:
-    """(lr, batch_size): the method's own values, or the original training's when left at None."""
-    lr = settings["lr"] if settings["lr"] is not None else train_settings.get("lr", 1e-3)
-    batch = settings["batch_size"] if settings["batch_size"] is not None else train_settings.get("batch_size", 4096)
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or lr <= 0:
-        raise ConfigError(f"method_settings.{name}.lr: expected a positive number or null, got {lr!r}")
-    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise ConfigError(f"method_settings.{name}.batch_size: expected a positive integer or null, got {batch!r}")
-    return float(lr), int(batch)
-
-
-def check_common(name: str, settings: dict) -> None:
-    """Validate what `resolve_settings` cannot (it accepts anything for a None default)."""
-    budget(name, settings, {"lr": 1e-3, "batch_size": 1})
-    if isinstance(settings["epochs"], bool) or not isinstance(settings["epochs"], int) or settings["epochs"] < 0:
-        raise ConfigError(f"method_settings.{name}.epochs: expected an integer >= 0, got {settings['epochs']!r}")
-
-
-def training_context(task: UnlearningTask, tag: int) -> tuple[GraphContext, BPRSampler, np.random.Generator]:
-    """The remaining graph, a BPR sampler over it (negatives avoid remaining positives) and a seeded rng.
-
-    `tag` separates the random streams of different methods that share the original seed.
-    """
-    o = task.original
-    ctx = GraphContext.from_edges(task.remaining, o.n_users, o.n_items, o.device)
-    rng = np.random.default_rng([o.seed, tag])
-    sampler = BPRSampler(ctx.edges, o.n_users, o.n_items, seed=int(rng.integers(2**62)), exclude=ctx.user_items)
-    return ctx, sampler, rng
+__all__ = ["FineTune"]
 
 
 class FineTune(UnlearningMethod):
     """Continue training a copy of E0 on E_r with the backbone's loss for `epochs` epochs (Adam)."""
 
     name = "finetune"
-    defaults = {
-        "epochs": 3,          # passes over E_r
-        "lr": None,           # None: the original training's lr
-        "batch_size": None,   # None: the original training's batch size
-    }
-
-    def __init__(self, settings: dict | None = None):
-        super().__init__(settings)
-        check_common(self.name, self.settings)
 
     def unlearn(self, task: UnlearningTask, state: dict | None) -> dict[str, Unlearned]:
         o, backbone = task.original, task.original.backbone
-        lr, batch = budget(self.name, self.settings, o.train_settings)
+        lr, batch = budget(self.settings, o.train_settings)
         start = time.perf_counter()
         with deterministic(o.seed):
             ctx, sampler, _ = training_context(task, tag=11)

@@ -1,4 +1,6 @@
-"""GIF, the Graph Influence Function (Wu et al., WWW 2023), for an embedding-table recommender (method.md section 8).
+"""GIF, the Graph Influence Function (Wu et al., WWW 2023), for an embedding-table recommender.
+
+Settings: `schemas/methods/gif.yaml`; the baseline in docs/method.md, "Baselines (each a row of the comparison)".
 
 Idea. Let θ* be the trained table, L_G(θ) = Σ_{edges of G} ℓ(θ; Â(G)) the summed training loss, and
 L_r(θ) = Σ_{edges of E_r} ℓ(θ; Â(E_r)) the loss Retrain minimises. One Newton step for L_r from θ* gives
@@ -20,8 +22,8 @@ Computation. All in-scope backbones are linear in E0: final = P E0 with P a poly
 P^T = P (checked at run time). Hence ∇L = P ∇_F φ + l2 c ⊙ θ and H v = P H_F (P v) + l2 c ⊙ v, where φ is the
 BPR sum as a function of the final embeddings F, c counts each node's appearances in triplets, and H_F's product
 is closed-form (see `BPRObjective`). A Hessian-vector product then costs two propagations and three sparse
-products over a fixed triplet pattern, and keeps no autograd graph: ~0.1 s of CPU at ML-100K scale (0.25-0.45 s
-wall on a loaded 2-core machine; autograd double-backward took 0.3-0.8 s). (H + λI) x = g is solved by CG.
+products over a fixed triplet pattern, and keeps no autograd graph (faster than autograd's double backward:
+docs/decisions.md). (H + λI) x = g is solved by CG.
 
 Indefiniteness and flat directions. BPR's Hessian is NOT positive semi-definite: for a triplet with margin
 m = f_u·(f_i - f_j), H_F = σ(m)σ(-m) ∇m∇m^T - σ(-m) ∇²m, and ∇²m couples f_u with f_i - f_j with eigenvalues of
@@ -29,36 +31,45 @@ both signs. It is also singular: inner-product scores and an isotropic L2 do not
 rotated (θ -> θQ), so H has d(d-1)/2 zero eigenvalues at an optimum, and L_r's Hessian at θ* (not L_r's
 optimum) is indefinite along those rotations, one reason GIF's choice of the original Hessian is the default.
 `damping` λ shifts every eigenvalue by +λ, which helps only when λ exceeds the most negative one; on the summed
-loss of a real graph that is far above the default 0.01. CG therefore runs as Steihaug's trust-region CG: on a
+loss of a real graph that is far above the default damping. CG therefore runs as Steihaug's trust-region CG: on a
 direction of non-positive curvature, or when the step would leave |Δθ| <= trust_radius · |θ|, it stops on that
-boundary (with trust_radius 0: stops where it is). Measured on an ML-100K-sized synthetic graph, pure Newton-CG
-steps were 30-440% of |θ| and wrecked recall, so the default radius is 0.1 (it is then what sets the step size;
-the stop reason is reported). `scale` multiplies the final step (1 = the Newton step); GIF's own `scale` only
+boundary (with trust_radius 0: stops where it is). Pure Newton-CG steps were a large fraction of |θ| or more and
+wrecked recall (docs/decisions.md), so the default radius is small (it is then what sets the step size; the stop
+reason is reported). `scale` multiplies the final step (1 = the Newton step); GIF's own `scale` only
 normalises its LiSSA iteration, which CG does not need.
 """
+
 from __future__ import annotations
 
 import time
 import warnings
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from recunlearn.errors import ConfigError, RequestError
 from recunlearn.backbones.base import Backbone
+from recunlearn.errors import ConfigError, RequestError
 from recunlearn.graph.adjacency import normalized_adjacency, user_item_csr
 from recunlearn.graph.edges import contains
 from recunlearn.graph.sampling import BPRSampler
 from recunlearn.unlearning.base import Unlearned, UnlearningMethod, UnlearningTask
 
-__all__ = ["GIF", "BPRObjective", "bpr_l2_sum", "conjugate_gradient", "influence_step", "influence_update",
-           "fixed_negatives"]
+__all__ = [
+    "GIF",
+    "BPRObjective",
+    "bpr_l2_sum",
+    "conjugate_gradient",
+    "influence_step",
+    "influence_update",
+    "fixed_negatives",
+]
 
 
-def bpr_l2_sum(backbone: Backbone, e0: torch.Tensor, adj: torch.Tensor, users: torch.Tensor, pos: torch.Tensor,
-               neg: torch.Tensor) -> torch.Tensor:
+def bpr_l2_sum(
+    backbone: Backbone, e0: torch.Tensor, adj: torch.Tensor, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor
+) -> torch.Tensor:
     """Σ over triplets of [softplus(-(f_u·(f_i - f_j))) + l2/2 (|θ_u|² + |θ_i|² + |θ_j|²)]: the backbone's BPR + L2
     summed (its `loss` averages the same terms over a batch). Plain autograd: the reference for `BPRObjective`."""
     f = backbone.propagate(e0, adj)
@@ -75,12 +86,20 @@ class BPRObjective:
         ∇_F φ = -M(s) F,        H_F PV = M(w dm) F - M(s) PV,
     where M(x) is the symmetric node x node matrix that puts +x_e at (u,i) and (i,u) and -x_e at (u,j) and (j,u)
     for every triplet e (duplicates add). So both are sparse products over one fixed pattern, and dm is a
-    sampled dense-dense product (SDDMM) on it: no (edges x dim) temporaries, which made the gather-based
-    version ~5x slower and memory-bound. `gauss_newton` drops -M(s) PV, the indefinite part.
+    sampled dense-dense product (SDDMM) on it: no (edges x dim) temporaries, which made a gather-based version
+    slower and memory-bound (docs/decisions.md). `gauss_newton` drops -M(s) PV, the indefinite part.
     """
 
-    def __init__(self, backbone: Backbone, adj: torch.Tensor, users: torch.Tensor, pos: torch.Tensor,
-                 neg: torch.Tensor, theta: torch.Tensor, gauss_newton: bool = False):
+    def __init__(
+        self,
+        backbone: Backbone,
+        adj: torch.Tensor,
+        users: torch.Tensor,
+        pos: torch.Tensor,
+        neg: torch.Tensor,
+        theta: torch.Tensor,
+        gauss_newton: bool = False,
+    ):
         self.backbone, self.adj, self.theta, self.gauss_newton = backbone, adj, theta.detach(), gauss_newton
         n, nu, dev = theta.shape[0], backbone.n_users, theta.device
         i, j = nu + pos, nu + neg
@@ -137,8 +156,10 @@ def check_linear_symmetric(backbone: Backbone, adj: torch.Tensor, like: torch.Te
         px, py, pxy = (backbone.propagate(z, adj) for z in (x, y, 2 * x - y))
     tol = 1e-4 * float(px.norm() * y.norm() + 1e-12)
     if not torch.allclose(pxy, 2 * px - py, rtol=1e-4, atol=1e-5) or abs(float((px * y).sum() - (x * py).sum())) > tol:
-        raise ConfigError(f"gif: backbone {backbone.name!r} does not propagate linearly and symmetrically in E0; "
-                          "its Hessian-vector products would be wrong")
+        raise ConfigError(
+            f"gif: backbone {backbone.name!r} does not propagate linearly and symmetrically in E0; "
+            "its Hessian-vector products would be wrong"
+        )
 
 
 def _to_boundary(x: torch.Tensor, p: torch.Tensor, radius: float) -> torch.Tensor:
@@ -148,8 +169,13 @@ def _to_boundary(x: torch.Tensor, p: torch.Tensor, radius: float) -> torch.Tenso
     return x + tau * p
 
 
-def conjugate_gradient(matvec: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, tol: float = 1e-4,
-                       max_iter: int = 50, radius: float = 0.0) -> tuple[torch.Tensor, dict]:
+def conjugate_gradient(
+    matvec: Callable[[torch.Tensor], torch.Tensor],
+    b: torch.Tensor,
+    tol: float = 1e-4,
+    max_iter: int = 50,
+    radius: float = 0.0,
+) -> tuple[torch.Tensor, dict]:
     """Solve A x = b for symmetric A given only x -> A x: CG, stopped at |r| <= tol |b| or after max_iter.
 
     A may be indefinite (BPR's Hessian is). On a direction p with p^T A p <= 0, CG has no minimiser to go to:
@@ -164,7 +190,7 @@ def conjugate_gradient(matvec: Callable[[torch.Tensor], torch.Tensor], b: torch.
     if b_norm == 0.0:
         return x, {"iterations": 0, "reason": "zero_rhs", "relative_residual": 0.0}
     for k in range(max_iter):
-        if rs ** 0.5 <= tol * b_norm:
+        if rs**0.5 <= tol * b_norm:
             info["reason"] = "converged"
             break
         ap = matvec(p)
@@ -185,17 +211,34 @@ def conjugate_gradient(matvec: Callable[[torch.Tensor], torch.Tensor], b: torch.
         rs = rs_new
         info["iterations"] = k + 1
     else:
-        if rs ** 0.5 <= tol * b_norm:
+        if rs**0.5 <= tol * b_norm:
             info["reason"] = "converged"
-    info["relative_residual"] = rs ** 0.5 / b_norm  # of the last full CG iterate (before any boundary cut)
+    info["relative_residual"] = rs**0.5 / b_norm  # of the last full CG iterate (before any boundary cut)
     return x, info
 
 
-def influence_step(grad_diff: torch.Tensor, hvp: Callable[[torch.Tensor], torch.Tensor], damping: float,
-                   tol: float, max_iter: int, scale: float = 1.0, radius: float = 0.0) -> tuple[torch.Tensor, dict]:
-    """Δθ = -scale (H + damping I)^{-1} grad_diff by (trust-region) CG: the generic core, free of graphs and models."""
+def influence_step(
+    grad_diff: torch.Tensor,
+    hvp: Callable[[torch.Tensor], torch.Tensor],
+    damping: float,
+    tol: float,
+    max_iter: int,
+    step_scale: float = 1.0,
+    radius: float = 0.0,
+) -> tuple[torch.Tensor, dict]:
+    """Δθ = -step_scale (H + damping I)^{-1} grad_diff by (trust-region) CG: the generic core, free of graphs.
+
+    Args:
+        grad_diff: the gradient difference g (right-hand side).
+        hvp: v -> H v, the Hessian-vector product.
+        damping: λ added to every eigenvalue of H.
+        tol: relative residual at which CG stops.
+        max_iter: CG iterations at most.
+        step_scale: multiplier of the solved step (1 = the Newton step; GIF's `scale` setting).
+        radius: trust-region radius |Δθ| <= radius; 0 = none.
+    """
     x, info = conjugate_gradient(lambda v: hvp(v) + damping * v, grad_diff, tol, max_iter, radius)
-    return -scale * x, info
+    return -step_scale * x, info
 
 
 def fixed_negatives(edges: np.ndarray, n_users: int, n_items: int, seed: int) -> np.ndarray:
@@ -208,28 +251,6 @@ class GIF(UnlearningMethod):
     """One damped, trust-region Newton step on the embedding table towards the retraining optimum (see above)."""
 
     name = "gif"
-    defaults = {
-        "damping": 0.01,              # λ added to the Hessian of the SUMMED loss
-        "cg_tol": 1e-4,               # relative residual at which CG stops
-        "cg_max_iter": 50,            # Hessian-vector products at most
-        "scale": 1.0,                 # multiplier of the step (1 = Newton step)
-        "hessian_graph": "original",  # "original" (GIF) or "remaining" (Newton step of the retrain objective)
-        "curvature": "exact",         # "exact" Hessian, or "gauss_newton" (its PSD part)
-        "trust_radius": 0.1,          # max |Δθ| as a fraction of |θ| (Steihaug CG); 0 = none (pure Newton-CG)
-    }
-
-    def __init__(self, settings: dict | None = None):
-        super().__init__(settings)
-        s = self.settings
-        if s["curvature"] not in ("exact", "gauss_newton"):
-            raise ConfigError(f"method_settings.gif.curvature: expected 'exact' or 'gauss_newton', "
-                              f"got {s['curvature']!r}")
-        if s["hessian_graph"] not in ("original", "remaining"):
-            raise ConfigError(f"method_settings.gif.hessian_graph: expected 'original' or 'remaining', "
-                              f"got {s['hessian_graph']!r}")
-        for key in ("damping", "cg_tol", "cg_max_iter", "trust_radius"):
-            if s[key] < 0:
-                raise ConfigError(f"method_settings.gif.{key}: must be >= 0, got {s[key]}")
 
     def unlearn(self, task: UnlearningTask, state: dict | None) -> dict[str, Unlearned]:
         o, backbone = task.original, task.original.backbone
@@ -239,8 +260,9 @@ class GIF(UnlearningMethod):
         if keep.all():
             raise RequestError("gif: the request removes no training edge")
         neg = fixed_negatives(edges, o.n_users, o.n_items, int(np.random.default_rng([o.seed, 13]).integers(2**62)))
-        theta, adj_rem, info = influence_update(backbone, backbone.embedding.detach(), edges, neg, keep,
-                                                self.settings, seed=o.seed)
+        theta, adj_rem, info = influence_update(
+            backbone, backbone.embedding.detach(), edges, neg, keep, self.settings, seed=o.seed
+        )
         t_done = time.perf_counter()
         with torch.no_grad():
             u_emb, i_emb = backbone.split(backbone.propagate(theta, adj_rem))
@@ -253,10 +275,27 @@ class GIF(UnlearningMethod):
         return {self.name: Unlearned(u_emb, i_emb, end - start, timings, info)}
 
 
-def influence_update(backbone: Backbone, theta: torch.Tensor, edges: np.ndarray, neg: np.ndarray, keep: np.ndarray,
-                     settings: dict, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, dict]:
-    """θ + Δθ for deleting the triplets where `keep` is False (`neg`: one fixed negative per edge); returns it, the
-    remaining graph's adjacency and an info dict (CG report, norms, timings). `settings` as `GIF.defaults`."""
+def influence_update(
+    backbone: Backbone,
+    theta: torch.Tensor,
+    edges: np.ndarray,
+    neg: np.ndarray,
+    keep: np.ndarray,
+    settings: dict,
+    seed: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """θ + Δθ for deleting the triplets where `keep` is False; returns it, the remaining graph's adjacency and an
+    info dict (CG report, norms, timings).
+
+    Args:
+        backbone: the trained backbone (its propagation must be linear and symmetric in E0).
+        theta: the trained table θ*.
+        edges: (E, 2) training edges of the original model.
+        neg: one fixed negative item per edge (`fixed_negatives`).
+        keep: (E,) bool, False for the deleted edges.
+        settings: GIF's complete settings (`schemas/methods/gif.yaml`).
+        seed: seed of the linearity check's random probes.
+    """
     s, nu, ni, dev = settings, backbone.n_users, backbone.n_items, theta.device
     start = time.perf_counter()
     t = lambda a: torch.as_tensor(a, device=dev)  # noqa: E731
@@ -273,6 +312,12 @@ def influence_update(backbone: Backbone, theta: torch.Tensor, edges: np.ndarray,
     radius = s["trust_radius"] * float(theta.norm())
     delta, info = influence_step(g, hess.hvp, s["damping"], s["cg_tol"], s["cg_max_iter"], s["scale"], radius)
     end = time.perf_counter()
-    info.update(grad_norm=float(g.norm()), step_norm=float(delta.norm()), table_norm=float(theta.norm()),
-                setup_s=t_setup - start, solve_s=end - t_setup, total_s=end - start)
+    info.update(
+        grad_norm=float(g.norm()),
+        step_norm=float(delta.norm()),
+        table_norm=float(theta.norm()),
+        setup_s=t_setup - start,
+        solve_s=end - t_setup,
+        total_s=end - start,
+    )
     return theta + delta, adj_rem, info

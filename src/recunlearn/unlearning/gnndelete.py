@@ -24,9 +24,12 @@ Why these choices here:
 - Both terms are made relative, so that lambda_dec trades like against like: L_DEC is divided by its value at
   the identity (1 = nothing forgotten yet), L_NI is the squared change of the kept nodes' layer representations
   divided by their squared norm (0.1 = they moved by ~30%). Raw, L_DEC is in squared score units and dwarfs an
-  embedding MSE by about 100x, which silently switched L_NI off at the paper's lambda_dec = 0.5.
+  embedding MSE (docs/decisions.md), which silently switched L_NI off at the paper's lambda_dec = 0.5.
 - Full-batch: one step = one operated propagation of the remaining graph (no sampling).
+
+Settings: `schemas/methods/gnndelete.yaml`.
 """
+
 from __future__ import annotations
 
 import time
@@ -36,10 +39,9 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
-from recunlearn.errors import ConfigError
-from recunlearn.graph.sampling import sample_non_edges
 from recunlearn.backbones.base import Backbone, apply_readout
 from recunlearn.graph.adjacency import normalized_adjacency, propagate, user_item_csr
+from recunlearn.graph.sampling import sample_non_edges
 from recunlearn.unlearning.base import Unlearned, UnlearningMethod, UnlearningTask
 
 __all__ = ["GNNDelete", "hop_masks", "operated_stack"]
@@ -59,8 +61,9 @@ def hop_masks(edges: np.ndarray, request: np.ndarray, n_users: int, n_items: int
     return masks
 
 
-def operated_stack(e0: torch.Tensor, adj: torch.Tensor, operators: list[torch.Tensor],
-                   local: list[torch.Tensor]) -> list[torch.Tensor]:
+def operated_stack(
+    e0: torch.Tensor, adj: torch.Tensor, operators: list[torch.Tensor], local: list[torch.Tensor]
+) -> list[torch.Tensor]:
     """[E^0, ..., E^L] where after each propagation the rows `local[l]` are replaced by rows @ operators[l]."""
     out, x = [e0], e0
     for weight, rows in zip(operators, local):
@@ -76,20 +79,10 @@ def _pair_scores(final: torch.Tensor, pairs: torch.Tensor, n_users: int) -> torc
 
 class GNNDelete(UnlearningMethod):
     name = "gnndelete"
-    defaults = {
-        "lambda_dec": 0.5,    # weight of L_DEC; L_NI gets 1 - lambda_dec (the paper's alpha = 0.5)
-        "epochs": 50,         # full-batch steps
-        "lr": 0.01,           # Adam on the operators
-    }
 
-    def __init__(self, settings: dict | None = None):
-        super().__init__(settings)
-        s = self.settings
-        if not 0.0 <= s["lambda_dec"] <= 1.0 or s["epochs"] < 0 or s["lr"] <= 0:
-            raise ConfigError(f"method_settings.{self.name}: need 0 <= lambda_dec <= 1, epochs >= 0, lr > 0")
-
-    def run(self, backbone: Backbone, trained_on: np.ndarray, request: np.ndarray, remaining: np.ndarray,
-            seed: int, device) -> tuple[torch.Tensor, dict, dict]:
+    def run(
+        self, backbone: Backbone, trained_on: np.ndarray, request: np.ndarray, remaining: np.ndarray, seed: int, device
+    ) -> tuple[torch.Tensor, dict, dict]:
         """Train the operators; return (final N x d embeddings, info, timings)."""
         s, device = self.settings, torch.device(device)
         n_users, n_items, layers = backbone.n_users, backbone.n_items, backbone.layers
@@ -120,8 +113,7 @@ class GNNDelete(UnlearningMethod):
             stack = operated_stack(e0, adj, operators, local)
             final = apply_readout(stack, backbone.readout)
             dec = F.mse_loss(_pair_scores(final, deleted, n_users), target) / dec_scale
-            ni = sum((stack[l + 1][keep[l]] - ref_stack[l + 1][keep[l]]).pow(2).sum()
-                     for l in range(layers)) / ni_scale
+            ni = sum((stack[l + 1][keep[l]] - ref_stack[l + 1][keep[l]]).pow(2).sum() for l in range(layers)) / ni_scale
             loss = s["lambda_dec"] * dec + (1.0 - s["lambda_dec"]) * ni
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -130,8 +122,12 @@ class GNNDelete(UnlearningMethod):
         with torch.no_grad():
             final = apply_readout(operated_stack(e0, adj, operators, local), backbone.readout)
         end = time.perf_counter()
-        info = {"local_nodes": [int(m.sum()) for m in masks], "epochs": s["epochs"],
-                "first": history[0] if history else None, "last": history[-1] if history else None}
+        info = {
+            "local_nodes": [int(m.sum()) for m in masks],
+            "epochs": s["epochs"],
+            "first": history[0] if history else None,
+            "last": history[-1] if history else None,
+        }
         return final.detach(), info, {"setup_s": t_setup - start, "train_s": end - t_setup}
 
     def unlearn(self, task: UnlearningTask, state: dict | None) -> dict[str, Unlearned]:

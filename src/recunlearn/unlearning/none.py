@@ -1,8 +1,10 @@
 """'No unlearning': the original embedding table run on the remaining graph.
 
 Not a real method, but an essential row: simply dropping the edges from the propagation graph already lowers the
-deleted edges' scores, so every method's own contribution is its gain over this row (method.md section 10).
+deleted edges' scores, so every method's own contribution is its gain over this row (docs/method.md, "Pitfalls
+seen when the authors' code was run here"). It has no settings (`schemas/methods/none.yaml` is empty).
 """
+
 from __future__ import annotations
 
 import time
@@ -12,7 +14,6 @@ from recunlearn.unlearning.base import Unlearned, UnlearningMethod, UnlearningTa
 
 class NoUnlearning(UnlearningMethod):
     name = "none"
-    defaults: dict = {}
 
     def unlearn(self, task: UnlearningTask, state: dict | None) -> dict[str, Unlearned]:
         start = time.perf_counter()

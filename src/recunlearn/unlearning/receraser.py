@@ -18,7 +18,10 @@ Decisions:
 - The aggregator saw every training edge in `prepare`, so after a request it is retrained FROM ITS INITIAL
   WEIGHTS on the remaining edges (a few cheap epochs with no propagation): unlearning stays exact.
 - The partition depends on the original model, which saw the deleted edges; like the paper, it is kept fixed.
+
+Settings: `schemas/methods/receraser.yaml`, which extends SISA's.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,11 +29,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recunlearn.errors import ConfigError
 from recunlearn.graph.sampling import BPRSampler
 from recunlearn.unlearning.base import OriginalModel, final_embeddings
-from recunlearn.unlearning.sharding import PARTITIONS, receraser_partition
-from recunlearn.unlearning.sisa import SISA, SISA_DEFAULTS
+from recunlearn.unlearning.sharding import receraser_partition
+from recunlearn.unlearning.sisa import SISA
 
 __all__ = ["RecEraser", "AttentionAggregator"]
 
@@ -46,8 +48,9 @@ class AttentionAggregator(nn.Module):
         att = max(dim // 2, 1)
         self.trans_w = nn.Parameter(torch.eye(dim).repeat(shards, 1, 1))
         self.trans_b = nn.Parameter(torch.zeros(shards, dim))
-        self.att_w = nn.Parameter(torch.stack([nn.init.xavier_uniform_(torch.empty(dim, att), generator=gen)
-                                               for _ in range(2)]))
+        self.att_w = nn.Parameter(
+            torch.stack([nn.init.xavier_uniform_(torch.empty(dim, att), generator=gen) for _ in range(2)])
+        )
         self.att_b = nn.Parameter(torch.zeros(2, att))
         self.att_h = nn.Parameter(torch.empty(2, att).uniform_(-0.1, 0.1, generator=gen))
 
@@ -74,30 +77,21 @@ def _node_view(state: dict, device) -> tuple[torch.Tensor, torch.Tensor]:
 
 class RecEraser(SISA):
     name = "receraser"
-    defaults = {**SISA_DEFAULTS,
-                "partition": "user",       # user | item | interaction (UBP / IBP / InBP)
-                "partition_iters": 10,     # balanced k-means iterations T
-                "capacity_factor": 1.2,    # shard capacity t = capacity_factor * units / K (paper's code: 1.2)
-                "agg_epochs": 20,          # BPR epochs of the aggregator (prepare, and again after a request)
-                "agg_lr": 1e-3}
-
-    def check_settings(self, s: dict) -> None:
-        super().check_settings(s)
-        if s["partition"] not in PARTITIONS:
-            raise ConfigError(f"method_settings.{self.name}.partition must be one of {', '.join(PARTITIONS)}, "
-                              f"got {s['partition']!r}")
-        if s["capacity_factor"] < 1.0:
-            raise ConfigError(f"method_settings.{self.name}.capacity_factor must be >= 1, got {s['capacity_factor']}")
-        if s["agg_epochs"] < 0 or s["partition_iters"] < 1:
-            raise ConfigError(f"method_settings.{self.name}: need agg_epochs >= 0 and partition_iters >= 1")
 
     def partition(self, original: OriginalModel, edges: np.ndarray) -> tuple[np.ndarray, dict]:
         bb = original.backbone
         users, items = final_embeddings(bb, bb.embedding.detach(), original.trained_on)
         s = self.settings
-        return receraser_partition(edges, users.cpu().numpy(), items.cpu().numpy(), s["shards"], s["partition"],
-                                   seed=original.seed, iters=s["partition_iters"],
-                                   capacity_factor=s["capacity_factor"])
+        return receraser_partition(
+            edges,
+            users.cpu().numpy(),
+            items.cpu().numpy(),
+            s["shards"],
+            s["partition"],
+            seed=original.seed,
+            iters=s["partition_iters"],
+            capacity_factor=s["capacity_factor"],
+        )
 
     def aggregator(self, state: dict, device) -> AttentionAggregator:
         """The aggregator at its initial weights, or loaded from `state["aggregator"]` if present."""
@@ -117,7 +111,7 @@ class RecEraser(SISA):
         if s["agg_epochs"] and len(edges):
             sampler = BPRSampler(edges, n_users, original.n_items, seed=state["seeds"][0])
             opt = torch.optim.Adam(agg.parameters(), lr=s["agg_lr"])
-            batch = original.train_settings.get("batch_size", 4096)
+            batch = original.train_settings["batch_size"]
             for _ in range(s["agg_epochs"]):
                 total, steps = 0.0, 0
                 for users, pos, neg in sampler.epoch(batch):
@@ -140,8 +134,10 @@ class RecEraser(SISA):
         x, present = _node_view(state, device)
         n_users = state["n_users"]
         with torch.no_grad():
-            return (agg.weights(agg.transfer(x[:n_users]), present[:n_users], "user"),
-                    agg.weights(agg.transfer(x[n_users:]), present[n_users:], "item"))
+            return (
+                agg.weights(agg.transfer(x[:n_users]), present[:n_users], "user"),
+                agg.weights(agg.transfer(x[n_users:]), present[n_users:], "item"),
+            )
 
     def combine(self, state: dict, device) -> tuple[torch.Tensor, torch.Tensor]:
         agg = self.aggregator(state, device)

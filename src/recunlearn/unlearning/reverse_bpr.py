@@ -1,4 +1,4 @@
-"""Gradient-ascent baseline with MMRecUn's reverse BPR (method.md section 8).
+"""Gradient-ascent baseline with MMRecUn's reverse BPR (docs/method.md, "Baselines (each a row of the comparison)").
 
 Why: fine-tuning on E_r alone forgets only as fast as the remaining data happens to pull the deleted pairs down.
 MMRecUn adds an explicit push: the forward BPR (the backbone's own loss) on batches of E_r keeps utility, and a
@@ -13,8 +13,10 @@ plain gradient ascent on the deleted edges' BPR loss, which is unbounded below a
 Everything runs on the remaining graph with a copy of E0, one propagation per step. With `stop_when_forgotten`
 training stops (before the step's update, so the returned model is the one that met it) as soon as the mean score
 of ALL deleted edges is at or below the mean over a fixed sample of random non-edges: scoring deleted pairs below
-non-edges is no extra credit (method.md section 10) and costs utility.
+non-edges is no extra credit (docs/method.md, "Pitfalls seen when the authors' code was run here") and costs
+utility. Settings: `schemas/methods/reverse_bpr.yaml` (the training budget shared with fine-tune included).
 """
+
 from __future__ import annotations
 
 import time
@@ -23,20 +25,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from recunlearn.errors import ConfigError
-from recunlearn.graph.sampling import sample_non_edges
-from recunlearn.graph.adjacency import user_item_csr
-from recunlearn.graph.sampling import BPRSampler
+from recunlearn import components
 from recunlearn.backbones.trainer import deterministic
+from recunlearn.graph.adjacency import user_item_csr
+from recunlearn.graph.sampling import BPRSampler, sample_non_edges
+from recunlearn.unlearning._training import budget, training_context
 from recunlearn.unlearning.base import Unlearned, UnlearningMethod, UnlearningTask
-from recunlearn.unlearning.finetune import budget, check_common, training_context
 
 __all__ = ["ReverseBPR", "reverse_bpr_loss"]
 
-FORMS = ("swapped", "ascent")
+FORMS = tuple(components.fragment("methods", "reverse_bpr")["properties"]["reverse_form"]["enum"])
 
 
-def reverse_bpr_loss(s_deleted: torch.Tensor, s_negative: torch.Tensor, form: str = "swapped") -> torch.Tensor:
+def reverse_bpr_loss(s_deleted: torch.Tensor, s_negative: torch.Tensor, form: str) -> torch.Tensor:
     """Mean reverse-BPR term for paired scores s_ui (deleted) and s_uj (random non-item); see the module docstring."""
     if form == "swapped":
         return F.softplus(s_deleted - s_negative).mean()
@@ -49,44 +50,27 @@ class ReverseBPR(UnlearningMethod):
     """Forward BPR on E_r + lambda_reverse * reverse BPR on E_del, with an early stop once forgotten."""
 
     name = "reverse_bpr"
-    defaults = {
-        "epochs": 3,                   # passes over E_r (upper bound when stop_when_forgotten)
-        "lr": None,                    # None: the original training's lr
-        "batch_size": None,            # None: the original training's batch size
-        "lambda_reverse": 1.0,         # weight of the reverse-BPR term
-        "reverse_batch_size": 4096,    # deleted edges sampled per step; 0 = all of them
-        "reverse_form": "swapped",     # "swapped" (MMRecUn) or "ascent" (unbounded gradient ascent)
-        "stop_when_forgotten": True,   # stop once mean deleted score <= mean random non-edge score
-        "check_every": 1,              # steps between stopping checks (a check costs no propagation)
-        "nonedge_pairs": 4096,         # random non-edges in the stopping criterion
-    }
-
-    def __init__(self, settings: dict | None = None):
-        super().__init__(settings)
-        s = self.settings
-        check_common(self.name, s)
-        if s["reverse_form"] not in FORMS:
-            raise ConfigError(f"method_settings.{self.name}.reverse_form: expected one of {FORMS}, "
-                              f"got {s['reverse_form']!r}")
-        for key, low in (("reverse_batch_size", 0), ("check_every", 1), ("nonedge_pairs", 1)):
-            if not isinstance(s[key], int) or s[key] < low:
-                raise ConfigError(f"method_settings.{self.name}.{key}: expected an integer >= {low}, got {s[key]!r}")
-        if s["lambda_reverse"] < 0:
-            raise ConfigError(f"method_settings.{self.name}.lambda_reverse: must be >= 0, got {s['lambda_reverse']}")
 
     def unlearn(self, task: UnlearningTask, state: dict | None) -> dict[str, Unlearned]:
         o, backbone, s = task.original, task.original.backbone, self.settings
-        lr, batch = budget(self.name, s, o.train_settings)
+        lr, batch = budget(s, o.train_settings)
         dev = o.device
         start = time.perf_counter()
         with deterministic(o.seed):
             ctx, sampler, rng = training_context(task, tag=12)
             request = np.asarray(task.request, dtype=np.int64).reshape(-1, 2)
             # negatives of deleted pairs: items the user never had in the ORIGINAL data (true non-edges)
-            rev = BPRSampler(request, o.n_users, o.n_items, seed=int(rng.integers(2**62)),
-                             exclude=user_item_csr(o.trained_on, o.n_users, o.n_items))
-            non = torch.as_tensor(sample_non_edges(o.n_users, o.n_items, [o.trained_on], s["nonedge_pairs"],
-                                                   int(rng.integers(2**62))), device=dev)
+            rev = BPRSampler(
+                request,
+                o.n_users,
+                o.n_items,
+                seed=int(rng.integers(2**62)),
+                exclude=user_item_csr(o.trained_on, o.n_users, o.n_items),
+            )
+            non = torch.as_tensor(
+                sample_non_edges(o.n_users, o.n_items, [o.trained_on], s["nonedge_pairs"], int(rng.integers(2**62))),
+                device=dev,
+            )
             deleted = torch.as_tensor(request, device=dev)
             e0 = torch.nn.Parameter(backbone.embedding.detach().clone())  # a copy: the original stays as it was
             opt = torch.optim.Adam([e0], lr=lr)
@@ -112,8 +96,9 @@ class ReverseBPR(UnlearningMethod):
                     u, i = request[rows, 0], request[rows, 1]
                     j = torch.as_tensor(rev.negatives(u), device=dev)
                     u, i = torch.as_tensor(u, device=dev), torch.as_tensor(i, device=dev)
-                    l_rev = reverse_bpr_loss(backbone.score(final, u, i), backbone.score(final, u, j),
-                                             s["reverse_form"])
+                    l_rev = reverse_bpr_loss(
+                        backbone.score(final, u, i), backbone.score(final, u, j), s["reverse_form"]
+                    )
                     loss = l_fwd + s["lambda_reverse"] * l_rev
                     opt.zero_grad(set_to_none=True)
                     loss.backward()

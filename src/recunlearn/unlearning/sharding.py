@@ -1,4 +1,5 @@
-"""Partitions of the training edges into shards, shared by SISA and RecEraser (method.md section 8).
+"""Partitions of the training edges into shards, shared by SISA and RecEraser (docs/method.md, "Baselines (each a
+row of the comparison)").
 
 Why shards: a request then only retrains the shards holding a deleted edge. SISA draws a uniform random
 partition of the interactions. RecEraser (Chen et al., "Recommendation Unlearning", WWW 2022) argues that a
@@ -14,16 +15,18 @@ Distances are squared Euclidean; an interaction (u, i) against an anchor (a_u, a
 ||p_u - a_u||^2 * ||q_i - a_i||^2, as the paper's code does. Step 2 is done exactly but vectorised (see
 `greedy_balanced_assignment`). Every function is a deterministic function of its inputs and `seed`.
 """
+
 from __future__ import annotations
 
 import math
 
 import numpy as np
 
-__all__ = ["PARTITIONS", "random_partition", "greedy_balanced_assignment", "balanced_kmeans",
-           "receraser_partition"]
+from recunlearn import components
 
-PARTITIONS = ("user", "item", "interaction")
+__all__ = ["PARTITIONS", "random_partition", "greedy_balanced_assignment", "balanced_kmeans", "receraser_partition"]
+
+PARTITIONS = tuple(components.fragment("methods", "receraser")["properties"]["partition"]["enum"])
 _NEVER = np.iinfo(np.int64).max
 
 
@@ -81,8 +84,9 @@ def _sq_dist(x: np.ndarray, anchors: np.ndarray) -> np.ndarray:
     return np.maximum(d, 0.0)
 
 
-def balanced_kmeans(blocks: list[np.ndarray], shards: int, capacity: int, iters: int,
-                    seed: int) -> tuple[np.ndarray, dict]:
+def balanced_kmeans(
+    blocks: list[np.ndarray], shards: int, capacity: int, iters: int, seed: int
+) -> tuple[np.ndarray, dict]:
     """Balanced k-means of n units described by feature `blocks` (each n x d_b); distance = product over blocks.
 
     Returns the shard per unit and a small report (iterations run, whether the assignment converged).
@@ -96,7 +100,7 @@ def balanced_kmeans(blocks: list[np.ndarray], shards: int, capacity: int, iters:
     assignment = None
     converged = False
     it = 0
-    for it in range(1, max(iters, 1) + 1):
+    for it in range(1, max(iters, 1) + 1):  # noqa: B007  (the count is reported after the loop)
         dist = np.ones((n, shards))
         for b, a in zip(blocks, anchors):
             dist *= _sq_dist(b, a)
@@ -114,12 +118,30 @@ def balanced_kmeans(blocks: list[np.ndarray], shards: int, capacity: int, iters:
     return assignment, {"iterations": it, "converged": bool(converged)}
 
 
-def receraser_partition(edges: np.ndarray, user_emb: np.ndarray, item_emb: np.ndarray, shards: int, mode: str,
-                        seed: int, iters: int = 10, capacity_factor: float = 1.2) -> tuple[np.ndarray, dict]:
+def receraser_partition(
+    edges: np.ndarray,
+    user_emb: np.ndarray,
+    item_emb: np.ndarray,
+    shards: int,
+    mode: str,
+    seed: int,
+    iters: int,
+    capacity_factor: float,
+) -> tuple[np.ndarray, dict]:
     """RecEraser's UBP / IBP / InBP: shard id per row of `edges`, and a report with the capacity and sizes.
 
     "user" balances the number of users per shard (all of a user's edges go where the user goes), "item" the
     items, "interaction" the edges. Only users/items that occur in `edges` are partitioned.
+
+    Args:
+        edges: (E, 2) training edges.
+        user_emb: (n_users, d) embeddings the distances are measured on.
+        item_emb: (n_items, d) embeddings the distances are measured on.
+        shards: number of shards K.
+        mode: "user", "item" or "interaction" (RecEraser's `partition` setting).
+        seed: seed of the initial anchors.
+        iters: balanced k-means iterations T (`partition_iters`).
+        capacity_factor: shard capacity = capacity_factor * units / K.
     """
     if mode not in PARTITIONS:
         raise ValueError(f"partition must be one of {PARTITIONS}, got {mode!r}")
@@ -138,7 +160,11 @@ def receraser_partition(edges: np.ndarray, user_emb: np.ndarray, item_emb: np.nd
     capacity = int(math.ceil(capacity_factor * n_units / shards))
     unit_shard, report = balanced_kmeans(blocks, shards, capacity, iters, seed)
     assignment = unit_shard if units is None else unit_shard[inverse]
-    report.update(mode=mode, capacity=capacity, units=int(n_units),
-                  unit_sizes=np.bincount(unit_shard, minlength=shards).tolist(),
-                  edge_sizes=np.bincount(assignment, minlength=shards).tolist())
+    report.update(
+        mode=mode,
+        capacity=capacity,
+        units=int(n_units),
+        unit_sizes=np.bincount(unit_shard, minlength=shards).tolist(),
+        edge_sizes=np.bincount(assignment, minlength=shards).tolist(),
+    )
     return assignment, report

@@ -1,11 +1,17 @@
-"""Each backbone: a finite, decreasing loss; SSL present where expected; propagation from any (e0, adj)."""
+"""Each backbone: its settings from its fragment, a finite, decreasing loss; SSL present where expected;
+propagation from any (e0, adj)."""
+
+import inspect
+
 import numpy as np
 import pytest
 import torch
 
+from recunlearn import components
 from recunlearn.backbones import BACKBONES, Backbone, build_backbone
-from recunlearn.graph.adjacency import GraphContext
 from recunlearn.backbones.base import apply_readout, layer_stack
+from recunlearn.errors import ConfigError
+from recunlearn.graph.adjacency import GraphContext
 
 N_USERS, N_ITEMS = 20, 30
 
@@ -32,8 +38,36 @@ def test_registry_builds_all_three_and_rejects_unknown():
         assert m.embedding.shape == (N_USERS + N_ITEMS, 8)
     with pytest.raises(ValueError, match="lightgcn"):
         build_backbone("nope", N_USERS, N_ITEMS, {}, seed=0)
-    with pytest.raises(ValueError, match="unknown settings"):
+    with pytest.raises(ConfigError, match="unknown key 'backbone_settings.lightgcn.ssl_weight'"):
         build_backbone("lightgcn", N_USERS, N_ITEMS, {"ssl_weight": 0.1}, seed=0)
+    with pytest.raises(ConfigError, match="backbone_settings.sgl.keep: 0 is less than or equal to the minimum of 0"):
+        build_backbone("sgl", N_USERS, N_ITEMS, {"keep": 0}, seed=0)
+
+
+def test_registry_and_fragments_name_the_same_backbones():
+    assert set(BACKBONES) == set(components.names("backbones"))
+
+
+@pytest.mark.parametrize("name", ["lightgcn", "sgl", "simgcl"])
+def test_settings_are_required_keywords_and_explicit_attributes(name):
+    """No default in the constructor: every fragment key is a keyword-only parameter without one, and each
+    setting is an attribute of the instance; `settings` holds the backbone's own keys in fragment order."""
+    params = inspect.signature(BACKBONES[name].__init__).parameters
+    keys = list(components.defaults("backbones", name))
+    for key in keys:
+        assert params[key].kind is inspect.Parameter.KEYWORD_ONLY and params[key].default is inspect.Parameter.empty
+    overrides = {
+        "dim": 8,
+        "layers": 1,
+        "l2": 0.5,
+        **({"keep": 0.5} if name == "sgl" else {}),
+        **({"eps": 0.3} if name == "simgcl" else {}),
+    }
+    m = build_backbone(name, N_USERS, N_ITEMS, overrides, seed=0)
+    full = components.backbone_settings(name, overrides)
+    assert all(getattr(m, key) == value for key, value in full.items())
+    assert list(m.settings) == [k for k in keys if k not in ("dim", "layers", "l2")]
+    assert m.config()["settings"] == {k: full[k] for k in m.settings}
 
 
 def test_init_is_seeded_xavier():
@@ -47,8 +81,11 @@ def test_init_is_seeded_xavier():
 def test_readouts_follow_the_spec(graph):
     e0 = torch.randn(N_USERS + N_ITEMS, 4)
     stack = layer_stack(e0, graph.adj, 3)
-    expect = {"lightgcn": apply_readout(stack, "sum"), "sgl": torch.stack(stack).mean(0),
-              "simgcl": torch.stack(stack[1:]).mean(0)}
+    expect = {
+        "lightgcn": apply_readout(stack, "sum"),
+        "sgl": torch.stack(stack).mean(0),
+        "simgcl": torch.stack(stack[1:]).mean(0),
+    }
     for name, want in expect.items():
         m = build_backbone(name, N_USERS, N_ITEMS, {"dim": 4}, seed=0)
         assert torch.allclose(m.propagate(e0, graph.adj), want, atol=1e-6)
@@ -102,7 +139,7 @@ def test_score_and_split(graph):
 def test_sgl_views_are_dropped_versions_of_the_context(graph):
     m = build_backbone("sgl", N_USERS, N_ITEMS, {"dim": 8, "keep": 0.5}, seed=0)
     m.start_epoch(graph, torch.Generator().manual_seed(0))
-    full = (graph.adj.to_dense() != 0)
+    full = graph.adj.to_dense() != 0
     for view in m._views:
         nz = view.to_dense() != 0
         assert nz.sum() < full.sum() and not (nz & ~full).any()

@@ -1,13 +1,14 @@
 """Sampling, deterministic training with early stopping, and checkpoint round-trips."""
+
 import numpy as np
 import pytest
 import torch
 
-from recunlearn.errors import DataError
 from recunlearn.backbones import build_backbone
 from recunlearn.backbones import trainer as train_mod
 from recunlearn.backbones.checkpoint import data_fingerprint, load_checkpoint, save_checkpoint
 from recunlearn.backbones.trainer import train_backbone
+from recunlearn.errors import DataError
 from recunlearn.graph.sampling import BPRSampler
 
 N_USERS, N_ITEMS = 40, 50
@@ -20,7 +21,7 @@ def split_graph(seed=0):
     items = (users % 2) * 25 + rng.integers(0, 25, 1200)
     edges = np.unique(np.stack([users, items], 1), axis=0)
     rng.shuffle(edges)
-    return edges[: int(0.8 * len(edges))], edges[int(0.8 * len(edges)):]
+    return edges[: int(0.8 * len(edges))], edges[int(0.8 * len(edges)) :]
 
 
 def test_sampler_never_returns_a_positive_and_is_deterministic():
@@ -40,8 +41,9 @@ def test_sampler_never_returns_a_positive_and_is_deterministic():
             assert not any((u, n) in positives for u, n in zip(users.tolist(), neg.tolist()))
     assert all(torch.equal(a, b) for ra, rb in zip(*seen) for a, b in zip(ra, rb))
     epoch = list(BPRSampler(edges, n_users, n_items, seed=7).epoch(5))
-    assert sorted(zip(torch.cat([b[0] for b in epoch]).tolist(), torch.cat([b[1] for b in epoch]).tolist())) \
-        == sorted(positives)
+    assert sorted(zip(torch.cat([b[0] for b in epoch]).tolist(), torch.cat([b[1] for b in epoch]).tolist())) == sorted(
+        positives
+    )
     other = list(BPRSampler(edges, n_users, n_items, seed=8).epoch(5))
     assert not all(torch.equal(a[2], b[2]) for a, b in zip(epoch, other))
 
@@ -55,7 +57,9 @@ def test_sampler_rejects_user_with_every_item():
 def _train(name="lightgcn", **kw):
     train, valid = split_graph()
     m = build_backbone(name, N_USERS, N_ITEMS, {"dim": 8, "layers": 2}, seed=0)
-    args = dict(lr=0.01, batch_size=128, epochs=4, patience=10, seed=3, device="cpu", progress=False)
+    args = dict(
+        lr=0.01, batch_size=128, epochs=4, patience=10, eval_every=1, ks=(20,), seed=3, device="cpu", progress=False
+    )
     args.update(kw)
     return m, train_backbone(m, train, valid, N_USERS, N_ITEMS, **args)
 

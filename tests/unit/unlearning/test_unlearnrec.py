@@ -1,9 +1,25 @@
 """The Influence Encoder: exactness at init, a hand-computed forward pass, locality, and a dense reference."""
+
 import numpy as np
 import torch
 
+from recunlearn.config import method_settings
 from recunlearn.graph.adjacency import normalized_adjacency
 from recunlearn.unlearning.unlearnrec.encoder import InfluenceEncoder, RequestGraph
+
+
+def encoder(n_users, n_items, dim, **overrides) -> InfluenceEncoder:
+    """An InfluenceEncoder at UnlearnRec's default settings, with `overrides` of its keyword arguments."""
+    s = method_settings("unlearnrec")
+    kwargs = {
+        "layers": s["ie_layers"],
+        "alpha": s["alpha"],
+        "eta_init": s["eta_init"],
+        "leaky_slope": s["leaky_slope"],
+        "freeze_mlp": s["freeze_mlp"],
+    }
+    return InfluenceEncoder(n_users, n_items, dim, **{**kwargs, **overrides})
+
 
 E0 = torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0], [7.0, 8.0]])  # nodes: u0, u1, i0, i1
 EBAR = torch.tensor([[10.0, 0.0], [0.0, 10.0], [1.0, 1.0], [0.0, -20.0]])
@@ -11,7 +27,7 @@ REQUEST = np.array([[0, 1]])  # one edge u0 - i1: local Â_del = [[0, 1], [1, 0]
 
 
 def hand_encoder(layers):
-    enc = InfluenceEncoder(2, 2, 2, layers=layers, alpha=0.1, leaky_slope=0.5)
+    enc = encoder(2, 2, 2, layers=layers, alpha=0.1, leaky_slope=0.5)
     with torch.no_grad():
         enc.h0.copy_(torch.tensor([[1.0, -1.0], [100.0, 100.0], [100.0, 100.0], [0.5, 0.0]]))
         enc.eta.copy_(torch.tensor([0.5, 9.0, 9.0, 0.25]))  # rows of u1 and i0 must have no effect
@@ -21,13 +37,13 @@ def hand_encoder(layers):
 def test_zero_influence_returns_e0_exactly():
     torch.manual_seed(0)
     e0, ebar = torch.randn(9, 8), torch.randn(9, 8)
-    enc = InfluenceEncoder(4, 5, 8, layers=3, eta_init=0.0)
+    enc = encoder(4, 5, 8, layers=3, eta_init=0.0)
     req = enc.request_graph(np.array([[0, 1], [0, 2], [3, 2], [2, 4]]))
     assert torch.equal(enc(e0, ebar, req), e0)
 
 
 def test_mlp_initialised_to_identity_and_frozen_by_default():
-    enc = InfluenceEncoder(3, 3, 4, leaky_slope=0.99)
+    enc = encoder(3, 3, 4, leaky_slope=0.99)
     linears = [m for m in enc.mlp if isinstance(m, torch.nn.Linear)]
     assert len(linears) == 2
     for lin in linears:
@@ -65,7 +81,7 @@ def test_forward_by_hand_one_layer():
 def test_only_request_nodes_change():
     torch.manual_seed(1)
     n_users, n_items, d = 6, 5, 4
-    enc = InfluenceEncoder(n_users, n_items, d, layers=3, eta_init=0.3)
+    enc = encoder(n_users, n_items, d, layers=3, eta_init=0.3)
     with torch.no_grad():
         enc.h0.normal_()
     e0, ebar = torch.randn(11, d), torch.randn(11, d)
@@ -82,7 +98,7 @@ def test_matches_dense_global_reference():
     torch.manual_seed(2)
     n_users, n_items, d, L, alpha = 7, 6, 3, 3, 0.3
     n = n_users + n_items
-    enc = InfluenceEncoder(n_users, n_items, d, layers=L, alpha=alpha, leaky_slope=0.7)
+    enc = encoder(n_users, n_items, d, layers=L, alpha=alpha, leaky_slope=0.7)
     with torch.no_grad():
         enc.h0.normal_()
         enc.eta.uniform_(0.0, 1.0)
@@ -120,7 +136,7 @@ def test_request_graph_local_ids_and_dropped_view():
 
 
 def test_gradients_reach_h0_and_eta_of_touched_nodes_only():
-    enc = InfluenceEncoder(3, 3, 2, layers=2)
+    enc = encoder(3, 3, 2, layers=2)
     with torch.no_grad():
         enc.h0.fill_(0.1)
     e0, ebar = torch.randn(6, 2), torch.randn(6, 2)
@@ -137,15 +153,12 @@ import inspect  # noqa: E402
 
 import pytest  # noqa: E402
 
-from recunlearn.evaluation.forgetting import score_pairs  # noqa: E402
 from recunlearn.backbones import build_backbone  # noqa: E402
 from recunlearn.backbones.trainer import train_backbone  # noqa: E402
-from recunlearn.unlearning.unlearnrec.core import (  # noqa: E402
-    DEFAULT_IE_SETTINGS,
-    pretrain_influence_encoder,
-    resolve_ie_settings,
-    unlearn_request,
-)
+from recunlearn.errors import ConfigError  # noqa: E402
+from recunlearn.evaluation.forgetting import score_pairs  # noqa: E402
+from recunlearn.unlearning.unlearnrec.pretrain import pretrain_influence_encoder  # noqa: E402
+from recunlearn.unlearning.unlearnrec.unlearn import unlearn_request  # noqa: E402
 
 N_USERS, N_ITEMS = 30, 20
 
@@ -164,12 +177,27 @@ def tiny():
     rng = np.random.default_rng(0)
     edges = np.unique(np.stack([rng.integers(0, N_USERS, 320), rng.integers(0, N_ITEMS, 320)], 1), axis=0)
     bb = build_backbone("lightgcn", N_USERS, N_ITEMS, {"dim": 16, "layers": 2}, seed=0)
-    train_backbone(bb, edges, None, N_USERS, N_ITEMS, lr=0.05, batch_size=512, epochs=30, progress=False)
+    train_backbone(
+        bb,
+        edges,
+        None,
+        N_USERS,
+        N_ITEMS,
+        lr=0.05,
+        batch_size=512,
+        epochs=30,
+        patience=1,
+        eval_every=1,
+        ks=(20,),
+        progress=False,
+    )
     request = edges[rng.choice(len(edges), 15, replace=False)]
     return bb, edges, request
 
 
-FAST = {"epochs": 12, "batch_size": 512, "lr": 0.01, "u_batch_size": 64, "heldout_every": 3}
+FAST = method_settings(
+    "unlearnrec", {"epochs": 12, "batch_size": 512, "lr": 0.01, "u_batch_size": 64, "heldout_every": 3}
+)
 BUDGET = {**FAST, "select": "budget", "resample_every": 100}  # one simulated request: comparable epochs
 
 
@@ -183,12 +211,12 @@ def pretrained(tiny):
 
 
 def test_settings_defaults_and_validation():
-    assert resolve_ie_settings(None) == DEFAULT_IE_SETTINGS
-    assert resolve_ie_settings({"alpha": 0.5})["alpha"] == 0.5
-    with pytest.raises(ValueError, match="unknown"):
-        resolve_ie_settings({"alhpa": 0.5})
-    with pytest.raises(ValueError):
-        resolve_ie_settings({"select": "test_request"})
+    assert method_settings("unlearnrec")["select"] == "heldout"
+    assert method_settings("unlearnrec", {"alpha": 0.5})["alpha"] == 0.5
+    with pytest.raises(ConfigError, match="unknown key 'method_settings.unlearnrec.alhpa'"):
+        method_settings("unlearnrec", {"alhpa": 0.5})
+    with pytest.raises(ConfigError, match=r"method_settings.unlearnrec.select: 'test_request' is not one of"):
+        method_settings("unlearnrec", {"select": "test_request"})
 
 
 def test_pretraining_api_cannot_take_the_evaluated_request(tiny):
@@ -228,9 +256,16 @@ def test_unlearn_request_lowers_deleted_scores(tiny, pretrained):
     bb, edges, request = tiny
     before = bb.embedding.detach().clone()
     state, _ = pretrained
-    out = unlearn_request(bb, state, edges, request, N_USERS, N_ITEMS,
-                          {"ft_batch_size": 128, "ft_check_every": 1, "ft_u_batch_size": 8, "ft_lr": 0.01},
-                          seed=0)
+    out = unlearn_request(
+        bb,
+        state,
+        edges,
+        request,
+        N_USERS,
+        N_ITEMS,
+        method_settings("unlearnrec", {"ft_batch_size": 128, "ft_check_every": 1, "ft_u_batch_size": 8, "ft_lr": 0.01}),
+        seed=0,
+    )
     with torch.no_grad():
         original = bb.split(bb(normalized_adjacency(edges, N_USERS, N_ITEMS)))
         no_ie = bb.split(bb(normalized_adjacency(out.remaining_edges, N_USERS, N_ITEMS)))
@@ -250,26 +285,38 @@ def test_unlearn_request_lowers_deleted_scores(tiny, pretrained):
     assert not keys & set((request[:, 0] * N_ITEMS + request[:, 1]).tolist())
     assert torch.equal(bb.embedding.detach(), before)
     # no fine-tune: ie_ft is ie_only; the IE forward alone equals the pre-trained encoder applied by hand
-    plain = unlearn_request(bb, state, edges, request, N_USERS, N_ITEMS, {"ft_max_epochs": 0}, seed=0)
+    no_ft = method_settings("unlearnrec", {"ft_max_epochs": 0})
+    plain = unlearn_request(bb, state, edges, request, N_USERS, N_ITEMS, no_ft, seed=0)
     assert torch.equal(plain.e0_ft, plain.e0_ie) and torch.equal(plain.e0_ie, out.e0_ie)
 
 
 def test_unlearn_request_stops_on_criteria(tiny, pretrained):
     bb, edges, request = tiny
     state, _ = pretrained
-    settings = {"ft_batch_size": 64, "ft_check_every": 1, "ft_lambda_u": 5.0, "ft_lr": 0.05, "ft_tol": 1.0,
-                "ft_max_epochs": 50}
+    settings = method_settings(
+        "unlearnrec",
+        {
+            "ft_batch_size": 64,
+            "ft_check_every": 1,
+            "ft_lambda_u": 5.0,
+            "ft_lr": 0.05,
+            "ft_tol": 1.0,
+            "ft_max_epochs": 50,
+        },
+    )
     out = unlearn_request(bb, state, edges, request, N_USERS, N_ITEMS, settings, seed=0)
     assert out.stop_reason == "criteria"
     last = out.history[-1]
     assert last["forgetting_ok"] and last["utility_ok"] and last["epoch"] < 50
-    full = unlearn_request(bb, state, edges, request, N_USERS, N_ITEMS, {**settings, "ft_stop": "max_epochs",
-                                                                          "ft_max_epochs": 2}, seed=0)
+    full = unlearn_request(
+        bb, state, edges, request, N_USERS, N_ITEMS, {**settings, "ft_stop": "max_epochs", "ft_max_epochs": 2}, seed=0
+    )
     assert full.stop_reason == "max_epochs" and full.history[-1]["epoch"] == 2
 
 
 def test_unlearn_request_rejects_unknown_pairs(tiny):
     from recunlearn.errors import RequestError
+
     bb, edges, _ = tiny
     keys = set((edges[:, 0] * N_ITEMS + edges[:, 1]).tolist())
     missing = next(np.array([[u, i]]) for u in range(N_USERS) for i in range(N_ITEMS) if u * N_ITEMS + i not in keys)
@@ -281,8 +328,9 @@ def test_unlearn_request_rejects_unknown_pairs(tiny):
 
 def test_unfrozen_mlp_learns_during_pretraining(tiny):
     bb, edges, _ = tiny
-    state, _ = pretrain_influence_encoder(bb, edges, N_USERS, N_ITEMS,
-                                          {**BUDGET, "epochs": 3, "freeze_mlp": False}, seed=0)
+    state, _ = pretrain_influence_encoder(
+        bb, edges, N_USERS, N_ITEMS, {**BUDGET, "epochs": 3, "freeze_mlp": False}, seed=0
+    )
     assert not torch.equal(state["mlp.0.weight"], torch.eye(16))
 
 
@@ -290,8 +338,22 @@ def test_unfrozen_mlp_learns_during_pretraining(tiny):
 def test_ssl_backbones_run_end_to_end(tiny, name):
     _, edges, request = tiny
     bb = build_backbone(name, N_USERS, N_ITEMS, {"dim": 8, "layers": 2}, seed=0)
-    train_backbone(bb, edges, None, N_USERS, N_ITEMS, lr=0.05, batch_size=512, epochs=5, progress=False)
+    train_backbone(
+        bb,
+        edges,
+        None,
+        N_USERS,
+        N_ITEMS,
+        lr=0.05,
+        batch_size=512,
+        epochs=5,
+        patience=1,
+        eval_every=1,
+        ks=(20,),
+        progress=False,
+    )
     state, report = pretrain_influence_encoder(bb, edges, N_USERS, N_ITEMS, {**FAST, "epochs": 2}, seed=0)
     assert "ssl" in report["history"][0]
-    out = unlearn_request(bb, state, edges, request, N_USERS, N_ITEMS, {"ft_max_epochs": 1}, seed=0)
+    one_epoch = method_settings("unlearnrec", {"ft_max_epochs": 1})
+    out = unlearn_request(bb, state, edges, request, N_USERS, N_ITEMS, one_epoch, seed=0)
     assert torch.isfinite(out.final_ft).all() and torch.isfinite(out.final_ie).all()

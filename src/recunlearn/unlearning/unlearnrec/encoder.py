@@ -1,8 +1,8 @@
-"""The Influence Encoder (IE) of UnlearnRec (method.md section 3): request -> corrected initial table Ẽ0.
+"""The Influence Encoder (IE) of UnlearnRec (docs/method.md, "The Influence Encoder (IE)"): request -> Ẽ0.
 
     Â_del      normalised bipartite adjacency of the request edges alone (the influence dependency matrix)
     H^0 = H0 (learned per node, init 0),   H^l = Â_del H^(l-1),   H̄ = H^0 + ... + H^L
-    W^0 = diag(η) Ē (η learned per node, init 0.002; Ē frozen original final embeddings),
+    W^0 = diag(η) Ē (η learned per node, init `eta_init`; Ē frozen original final embeddings),
     W^l = Â_del W^(l-1),   W̄ = W^L
     ΔE0 = H̄ − α W̄,   Ẽ0 = E0 + MLP(ΔE0)   (MLP: 2 x [Linear initialised to identity, bias 0, LeakyReLU])
 
@@ -15,6 +15,7 @@ size |request|, not N. Untouched rows of Ẽ0 are then exactly E0.
 Exactness: with H0 = 0 and η = 0, ΔE0 is exactly 0; a Linear with zero bias maps 0 to 0 and LeakyReLU(0) = 0,
 so Ẽ0 == E0 bit for bit (adding +0.0 never changes a float).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -23,9 +24,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from recunlearn.backbones.base import Backbone
 from recunlearn.graph.adjacency import normalized_adjacency, propagate
 
-__all__ = ["RequestGraph", "InfluenceEncoder"]
+__all__ = ["InfluenceEncoder", "RequestGraph", "build_encoder"]
 
 
 @dataclass
@@ -45,7 +47,7 @@ class RequestGraph:
     device: torch.device
 
     @classmethod
-    def build(cls, request_edges: np.ndarray, n_users: int, device="cpu") -> "RequestGraph":
+    def build(cls, request_edges: np.ndarray, n_users: int, device="cpu") -> RequestGraph:
         edges = np.unique(np.asarray(request_edges, dtype=np.int64).reshape(-1, 2), axis=0)
         if len(edges) == 0:
             raise ValueError("an unlearning request needs at least one edge")
@@ -76,19 +78,41 @@ class InfluenceEncoder(nn.Module):
     """Learned per-node influence table H0, withdraw rates η and an identity-initialised MLP.
 
     H0 and η are shared by every request: pre-training on many simulated requests is what makes them generalise
-    to an unseen real one. `freeze_mlp` (default True, as in the authors' pre-training) keeps the MLP at identity.
+    to an unseen real one. `freeze_mlp` (as in the authors' pre-training) keeps the MLP at identity. The keyword
+    arguments are UnlearnRec's settings (`schemas/methods/unlearnrec.yaml`; `build_encoder` passes them).
+
+    Args:
+        n_users: number of users.
+        n_items: number of items.
+        dim: embedding width d.
+        layers: propagation steps L over Â_del (`ie_layers`).
+        alpha: weight of the withdraw term W̄ in ΔE0.
+        eta_init: initial per-node withdraw rate η.
+        leaky_slope: LeakyReLU slope of the MLP.
+        freeze_mlp: keep the MLP at the identity while training.
     """
 
-    def __init__(self, n_users: int, n_items: int, dim: int, layers: int = 3, alpha: float = 0.1,
-                 eta_init: float = 0.002, leaky_slope: float = 0.99, freeze_mlp: bool = True):
+    def __init__(
+        self,
+        n_users: int,
+        n_items: int,
+        dim: int,
+        *,
+        layers: int,
+        alpha: float,
+        eta_init: float,
+        leaky_slope: float,
+        freeze_mlp: bool,
+    ):
         super().__init__()
         self.n_users, self.n_items, self.dim = int(n_users), int(n_items), int(dim)
         self.layers, self.alpha = int(layers), float(alpha)
         n = self.n_users + self.n_items
         self.h0 = nn.Parameter(torch.zeros(n, self.dim))
         self.eta = nn.Parameter(torch.full((n,), float(eta_init)))
-        self.mlp = nn.Sequential(nn.Linear(dim, dim), nn.LeakyReLU(leaky_slope),
-                                 nn.Linear(dim, dim), nn.LeakyReLU(leaky_slope))
+        self.mlp = nn.Sequential(
+            nn.Linear(dim, dim), nn.LeakyReLU(leaky_slope), nn.Linear(dim, dim), nn.LeakyReLU(leaky_slope)
+        )
         self.reset_mlp()
         self.freeze_mlp = freeze_mlp
 
@@ -126,10 +150,10 @@ class InfluenceEncoder(nn.Module):
             w = propagate(req.adj, w)
         return w
 
-    def delta(self, ebar: torch.Tensor, req: RequestGraph, layers: list[torch.Tensor] | None = None) -> torch.Tensor:
-        """ΔE0 = H̄ − α W̄ on the local nodes (m x d); pass `layers` if `influence_layers` was already run."""
-        layers = self.influence_layers(req) if layers is None else layers
-        return torch.stack(layers).sum(0) - self.alpha * self.withdraw(ebar, req)
+    def delta(self, ebar: torch.Tensor, req: RequestGraph, h_layers: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """ΔE0 = H̄ − α W̄ on the local nodes (m x d); pass `h_layers` if `influence_layers` was already run."""
+        h_layers = self.influence_layers(req) if h_layers is None else h_layers
+        return torch.stack(h_layers).sum(0) - self.alpha * self.withdraw(ebar, req)
 
     def apply_delta(self, e0: torch.Tensor, delta: torch.Tensor, req: RequestGraph) -> torch.Tensor:
         """Ẽ0 = E0 + MLP(ΔE0), the MLP output scattered onto the request's rows (others stay E0 exactly)."""
@@ -138,3 +162,20 @@ class InfluenceEncoder(nn.Module):
     def forward(self, e0: torch.Tensor, ebar: torch.Tensor, req: RequestGraph) -> torch.Tensor:
         """Ẽ0 (N x d) for request `req`, given the backbone's E0 and its full-graph final embeddings Ē."""
         return self.apply_delta(e0, self.delta(ebar, req), req)
+
+
+def build_encoder(backbone: Backbone, settings: dict, state: dict | None = None, device="cpu") -> InfluenceEncoder:
+    """An InfluenceEncoder shaped for `backbone` from UnlearnRec's settings, optionally loaded from a saved state."""
+    enc = InfluenceEncoder(
+        backbone.n_users,
+        backbone.n_items,
+        backbone.dim,
+        layers=settings["ie_layers"],
+        alpha=settings["alpha"],
+        eta_init=settings["eta_init"],
+        leaky_slope=settings["leaky_slope"],
+        freeze_mlp=settings["freeze_mlp"],
+    )
+    if state is not None:
+        enc.load_state_dict(state)
+    return enc.to(device)

@@ -1,11 +1,12 @@
-"""The four terms of UnlearnRec's objective (method.md section 4), each a small pure function.
+"""The four terms of UnlearnRec's objective (docs/method.md, "Pre-training the IE"), each a small pure function.
 
     L = L_M + λ_u L_u + λ_p L_p + λ_c L_c
 
 They are separate so each can be checked by hand and weighted (or switched off) from the config; the training
-loops in `unlearnrec.py` only wire them together. All take already-gathered rows, so a caller that needs the
-final embeddings for several terms propagates once and reuses them.
+loops in `pretrain.py` and `unlearn.py` only wire them together. All take already-gathered rows, so a caller that
+needs the final embeddings for several terms propagates once and reuses them.
 """
+
 from __future__ import annotations
 
 import torch
@@ -17,8 +18,15 @@ from recunlearn.graph.adjacency import GraphContext, propagate
 __all__ = ["fidelity_loss", "unlearning_loss", "preservation_loss", "contrastive_loss"]
 
 
-def fidelity_loss(backbone: Backbone, e0: torch.Tensor, ctx: GraphContext, users: torch.Tensor, pos: torch.Tensor,
-                  neg: torch.Tensor, final: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
+def fidelity_loss(
+    backbone: Backbone,
+    e0: torch.Tensor,
+    ctx: GraphContext,
+    users: torch.Tensor,
+    pos: torch.Tensor,
+    neg: torch.Tensor,
+    final: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, dict]:
     """L_M: the backbone's own training loss (BPR + L2, + SSL for SGL/SimGCL) with Ẽ0 on the remaining graph.
 
     Delegating keeps the method model-agnostic: whatever the backbone optimises, the unlearned table must still
@@ -35,16 +43,31 @@ def unlearning_loss(user_vecs: torch.Tensor, item_vecs: torch.Tensor) -> torch.T
     return -F.logsigmoid(-(user_vecs * item_vecs).sum(-1)).mean()
 
 
-def preservation_loss(user_vecs: torch.Tensor, item_vecs: torch.Tensor, ref_user_vecs: torch.Tensor,
-                      ref_item_vecs: torch.Tensor, tau: float = 1.0, reduction: str = "mean") -> torch.Tensor:
+def preservation_loss(
+    user_vecs: torch.Tensor,
+    item_vecs: torch.Tensor,
+    ref_user_vecs: torch.Tensor,
+    ref_item_vecs: torch.Tensor,
+    tau: float,
+    reduction: str,
+) -> torch.Tensor:
     """L_p: keep each remaining positive's in-batch ranking as the original model had it.
 
     For the batch's B positive pairs (u_k, i_k): p_k = log_softmax_j(u_k · i_j / τ)[k], the log-probability of
     the true item among the batch's B positive items; the same from the frozen original embeddings Ē gives
-    p̄_k. L_p = MEAN_k (p_k − p̄_k)^2 by default (reduction="mean"); the authors SUM over the batch
+    p̄_k. L_p = MEAN_k (p_k − p̄_k)^2 with reduction="mean" (the project's choice); the authors SUM over the batch
     (reduction="sum"), which silently ties λ_p to the batch size. The reference side carries no gradient.
     Cost is O(B^2 d): callers pass a subsample of a large batch (settings `p_batch_size`, `ft_p_batch_size`).
+
+    Args:
+        user_vecs: (B, d) final embeddings of the batch's users, as trained.
+        item_vecs: (B, d) final embeddings of their positive items, as trained.
+        ref_user_vecs: (B, d) the same users' rows of Ē (the original model).
+        ref_item_vecs: (B, d) the same items' rows of Ē.
+        tau: softmax temperature (`tau_p`).
+        reduction: "mean" or "sum" over the batch (`preservation_reduction`).
     """
+
     def logp(u: torch.Tensor, i: torch.Tensor) -> torch.Tensor:  # diagonal of log_softmax, without the B x B output
         logits = u @ i.T / tau
         return torch.diagonal(logits) - torch.logsumexp(logits, dim=1)
@@ -59,8 +82,9 @@ def preservation_loss(user_vecs: torch.Tensor, item_vecs: torch.Tensor, ref_user
     raise ValueError(f"preservation reduction must be 'mean' or 'sum', got {reduction!r}")
 
 
-def contrastive_loss(h_layers: list[torch.Tensor], adj_dropped: torch.Tensor, groups: list[torch.Tensor],
-                     tau: float = 1.0) -> torch.Tensor:
+def contrastive_loss(
+    h_layers: list[torch.Tensor], adj_dropped: torch.Tensor, groups: list[torch.Tensor], tau: float
+) -> torch.Tensor:
     """L_c: at every IE layer l = 1..L, InfoNCE between Â_del H^(l-1) and Â'_del H^(l-1) (Â'_del edge-dropped).
 
     `h_layers` = [H^0, ..., H^L] from `InfluenceEncoder.influence_layers` (so view one is simply H^l), in the
