@@ -4,6 +4,7 @@ Each subcommand loads and validates the configuration, does one step, and writes
 Input problems (`RecUnlearnError`) end with one line on stderr naming the file or key, and exit status 2.
 Heavy imports (torch, pandas) happen inside the subcommands so that `recunlearn --help` stays fast.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,19 +35,57 @@ def _setup_logging(cfg: dict, stage_name: str) -> None:
 
 
 def _stage_name(args: argparse.Namespace) -> str:
-    """The same `kind@detail` name the plan gives the stage, so each stage has its own log file."""
-    detail = [str(v) for v in (getattr(args, "dataset", None), getattr(args, "backbone", None)) if v]
-    if getattr(args, "seed", None) is not None:
-        detail.append(f"seed{args.seed}")
-    for attr in ("kind", "request", "method"):
-        if getattr(args, attr, None):
-            detail.append(getattr(args, attr))
-    return f"{args.command}@{'/'.join(detail)}" if detail else args.command
+    """The same `step@detail` name the plan gives the job (`plan.job_name`), so each job has its own log file:
+    the one its Snakemake rule declares as `log:`."""
+    from recunlearn.pipeline.plan import WILDCARDS, job_name
+
+    values = {k: getattr(args, k) for k in WILDCARDS if getattr(args, k, None) is not None}
+    return job_name(args.command, values)
+
+
+def _parse_set(text: str) -> dict:
+    """`KEY=VALUE` -> {KEY: VALUE}: VALUE is YAML (JSON is YAML too), a dotted KEY names a nested key."""
+    import yaml
+
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise RecUnlearnError(f"--set {text}: expected KEY=VALUE, e.g. --set seeds=[0,1]")
+    try:
+        node = yaml.safe_load(value)
+    except yaml.YAMLError as exc:
+        raise RecUnlearnError(f"--set {text}: the value is not valid YAML ({str(exc).splitlines()[0]})") from None
+    for part in reversed(key.split(".")):
+        node = {part: node}
+    return node
+
+
+def _overrides(items: list[str]) -> dict:
+    """The --set options merged into one override mapping, later ones winning."""
+    from recunlearn.config import merge_overrides
+
+    merged: dict = {}
+    for text in items:
+        merged = merge_overrides(merged, _parse_set(text))
+    return merged
+
+
+def _check_dvc_yaml(cfg: dict, command: str) -> None:
+    """Under `dvc repro` / `dvc exp run` (DVC sets DVC_STAGE), stop a stage whose dvc.yaml no longer matches the
+    configuration, e.g. after `dvc exp run -S seeds=[0,1]`: one line saying how to regenerate it."""
+    import os
+
+    from recunlearn.pipeline.plan import STEPS  # the commands that are pipeline stages
+
+    if command in STEPS and os.environ.get("DVC_STAGE"):
+        from recunlearn.pipeline.dvc import check_fresh
+
+        check_fresh(cfg, os.path.relpath(Path(os.environ.get("DVC_ROOT", ".")) / "dvc.yaml"))
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Subcommands
 # ---------------------------------------------------------------------------------------------------------------
+
 
 def cmd_download(cfg: dict, args: argparse.Namespace) -> None:
     from recunlearn.stages.data import download
@@ -58,8 +97,15 @@ def cmd_preprocess(cfg: dict, args: argparse.Namespace) -> None:
     from recunlearn.stages.data import preprocess
 
     stats = preprocess(cfg, args.dataset)
-    log.info("%s: %d users, %d items, %d train / %d valid / %d test", args.dataset, stats["users"], stats["items"],
-             stats["train"]["interactions"], stats["valid"]["interactions"], stats["test"]["interactions"])
+    log.info(
+        "%s: %d users, %d items, %d train / %d valid / %d test",
+        args.dataset,
+        stats["users"],
+        stats["items"],
+        stats["train"]["interactions"],
+        stats["valid"]["interactions"],
+        stats["test"]["interactions"],
+    )
 
 
 def cmd_requests(cfg: dict, args: argparse.Namespace) -> None:
@@ -112,11 +158,11 @@ def cmd_reference(cfg: dict, args: argparse.Namespace) -> None:
 
 
 def cmd_compare(cfg: dict, args: argparse.Namespace) -> None:
-    from recunlearn.stages.compare import write_comparison
+    from recunlearn.components import needs_preparation
     from recunlearn.pipeline.kinds import evaluated_request_ids
-    from recunlearn.unlearning import method_class
+    from recunlearn.stages.compare import write_comparison
 
-    prepared = {m for m in cfg["methods"] if method_class(m, cfg["method_settings"].get(m)).needs_preparation}
+    prepared = {m for m in cfg["methods"] if needs_preparation(cfg, m)}
     table = write_comparison(cfg, args.dataset, args.backbone, evaluated_request_ids(cfg), cfg["methods"], prepared)
     log.info("comparison of %d rows written", len(table))
 
@@ -124,33 +170,29 @@ def cmd_compare(cfg: dict, args: argparse.Namespace) -> None:
 def cmd_forget(cfg: dict, args: argparse.Namespace) -> None:
     import json
 
-    from recunlearn.stages.unlearn import forget
+    from recunlearn.stages.forget import forget
 
-    report = forget(cfg, args.dataset, args.backbone, args.seed, args.request_file, args.out, args.method,
-                    args.variant)
+    report = forget(cfg, args.dataset, args.backbone, args.seed, args.request_file, args.out, args.method, args.variant)
     print(json.dumps(report, indent=2))
 
 
 def cmd_notebook(cfg: dict, args: argparse.Namespace) -> None:
-    from recunlearn.stages.notebook import execute_notebook, figure_dir, notebook_dir, notebook_parameters
+    from recunlearn.stages.notebook import execute_notebook
 
-    execute_notebook(args.notebook, notebook_dir(cfg), figure_dir(cfg), notebook_parameters(cfg, args.dataset))
+    execute_notebook(cfg, args.notebook, args.dataset)
     log.info("executed notebook %s for %s", args.notebook, args.dataset)
 
 
 def cmd_dvc_yaml(cfg: dict, args: argparse.Namespace) -> None:
     from recunlearn.io import atomic_path
-    from recunlearn.pipeline.plan import render_dvc_yaml
+    from recunlearn.pipeline.dvc import check_fresh, render_dvc_yaml
 
-    text = render_dvc_yaml(cfg)
     target = Path(args.output)
     if args.check:
-        current = target.read_text() if target.is_file() else ""
-        if current != text:
-            raise RecUnlearnError(f"{target}: out of date with {cfg['_path']}; regenerate it with "
-                                  f"`recunlearn --config {cfg['_path']} dvc-yaml`")
+        check_fresh(cfg, target)
         print(f"{target} is up to date")
         return
+    text = render_dvc_yaml(cfg)
     with atomic_path(target) as tmp:
         tmp.write_text(text)
     print(f"wrote {target}")
@@ -188,6 +230,14 @@ COMMANDS = {
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="recunlearn", description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=str(DEFAULT_CONFIG_PATH), help="pipeline configuration (YAML)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key (dotted for nested keys, YAML value), e.g. --set seeds=[0,1];"
+        " repeatable. Snakemake passes its --config overrides on this way",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (_, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text)
@@ -198,7 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
         if name in ("train", "adversarial", "prepare", "unlearn", "reference", "forget"):
             p.add_argument("--seed", type=int, required=True)
         if name == "forget":
-            p.add_argument("--request-file", required=True, help="TSV: user<TAB>item (raw ids) or user_idx<TAB>item_idx")
+            p.add_argument(
+                "--request-file", required=True, help="TSV: user<TAB>item (raw ids) or user_idx<TAB>item_idx"
+            )
             p.add_argument("--out", required=True, help="folder for model.pt, remaining_train.tsv, report.json")
             p.add_argument("--method", default="unlearnrec")
             p.add_argument("--variant", default=None, help="default: the method's last variant (ie_ft)")
@@ -222,7 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     func, _ = COMMANDS[args.command]
     try:
-        cfg = load_config(args.config)
+        cfg = load_config(args.config, _overrides(args.set))
+        _check_dvc_yaml(cfg, args.command)
         if args.command not in ("dvc-yaml", "outputs", "validate-request"):
             _setup_logging(cfg, _stage_name(args))
         func(cfg, args)

@@ -3,6 +3,7 @@
 `python tests/pipeline/golden.py RESULTS_DIR` rewrites tests/data/golden_tiny.json from a finished tiny run;
 the pipeline tests compare a fresh run's metrics with it.
 """
+
 from __future__ import annotations
 
 import json

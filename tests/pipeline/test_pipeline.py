@@ -1,67 +1,99 @@
-"""The real Snakemake DAG and DVC stages on the tiny config: same files from nothing, nothing to do twice."""
+"""The real Snakemake DAG and DVC stages on the pipeline grid (tests/pipeline_helpers.py::GRID): same files from
+nothing with both tools, nothing to do twice, the tiny run's metrics unchanged, and the rules addressable by step.
+One Snakemake run per session (`tiny_run`, tests/conftest.py) and one `dvc repro` (`dvc_run`); everything else is a
+dry run."""
+
 from __future__ import annotations
 
 import csv
-import json
 import io
+import json
+import shlex
+from collections import Counter
 
 import pytest
 import yaml
 
-from pipeline_helpers import ROOT, produced_files, project_copy, run
+from pipeline.golden import GOLDEN, metrics_files
+from pipeline_helpers import GRID_CONFIG, RESULTS, ROOT, TINY_CONFIG, planned_jobs, produced_files, project_copy, run
 
 pytestmark = pytest.mark.pipeline
-CONFIG = "config/tiny.yaml"
-RESULTS = "results/tiny"
+CONFIG = GRID_CONFIG
+STEPS = [
+    "adversarial",
+    "compare",
+    "download",
+    "notebook",
+    "popularity",
+    "prepare",
+    "preprocess",
+    "reference",
+    "requests",
+    "train",
+    "unlearn",
+]
+# JSON files whose content depends on the grid (which requests and methods exist), so the golden file of the full
+# tiny config does not apply to them; and files the golden file predates.
+GRID_DEPENDENT = {"tiny/requests/summary.json", "tiny/lightgcn/comparison.json"}
+NEWER_THAN_GOLDEN = {"tiny/lightgcn/scores.json"}
 
 
-@pytest.fixture(scope="module")
-def snakemake_run(tmp_path_factory):
-    root = project_copy(tmp_path_factory.mktemp("smk"))
-    run(["snakemake", "--cores", "2", "--configfile", CONFIG], root)
-    return root
-
-
-@pytest.fixture(scope="module")
-def dvc_run(tmp_path_factory):
-    root = project_copy(tmp_path_factory.mktemp("dvc"))
-    run(["dvc", "repro", "-q"], root)
-    return root
+def snakemake(root, *args, config=CONFIG):
+    return run(["snakemake", "--cores", "1", "--configfile", config, *args], root)
 
 
 def planned_outputs(root) -> set[str]:
-    out = run(["recunlearn", "--config", CONFIG, "outputs"], root).stdout.split()
-    return set(out)
+    return set(run(["recunlearn", "--config", CONFIG, "outputs"], root).stdout.split())
 
 
 def expand_dirs(root, outputs: set[str]) -> set[str]:
     files = set()
     for out in outputs:
         path = root / out
-        files |= {str(p.relative_to(root)) for p in path.rglob("*")
-                  if p.is_file() and p.name != ".snakemake_timestamp"} if path.is_dir() else {out}
+        files |= (
+            {str(p.relative_to(root)) for p in path.rglob("*") if p.is_file() and p.name != ".snakemake_timestamp"}
+            if path.is_dir()
+            else {out}
+        )
     return files
 
 
-def test_snakemake_builds_every_planned_output_and_then_has_nothing_to_do(snakemake_run):
-    assert produced_files(snakemake_run, RESULTS) == expand_dirs(snakemake_run, planned_outputs(snakemake_run))
-    dry = run(["snakemake", "--cores", "2", "--configfile", CONFIG, "-n"], snakemake_run)
+def metrics(root) -> dict[str, str]:
+    """relative path (under results/tiny) -> canonical JSON without wall-clock fields, as tests/pipeline/golden.py."""
+    return metrics_files(root / RESULTS)
+
+
+def test_snakemake_builds_every_planned_output_and_then_has_nothing_to_do(tiny_run):
+    assert produced_files(tiny_run, RESULTS) == expand_dirs(tiny_run, planned_outputs(tiny_run))
+    dry = snakemake(tiny_run, "-n")
     assert "Nothing to be done" in dry.stdout + dry.stderr
 
 
-def test_dvc_builds_the_same_files_and_then_is_up_to_date(dvc_run, snakemake_run):
-    assert produced_files(dvc_run, RESULTS) == produced_files(snakemake_run, RESULTS)
+def test_every_metrics_file_equals_the_golden_tiny_run(tiny_run):
+    """The test that shows the refactor changed no result: wall-clock fields aside, byte-identical JSON."""
+    golden = json.loads(GOLDEN.read_text())
+    produced = metrics(tiny_run)
+    compared = set(produced) - GRID_DEPENDENT - NEWER_THAN_GOLDEN
+    assert compared <= set(golden), sorted(compared - set(golden))
+    assert [k for k in sorted(compared) if produced[k] != golden[k]] == []
+    # the grid's jobs: 3 models, 4 preparations, 2 requests x (reference + 3 methods), data and adversarial files
+    assert sum(k.endswith("metrics.json") for k in compared) == 3 + 2 * 4
+
+
+def test_dvc_builds_the_same_files_and_then_is_up_to_date(dvc_run, tiny_run):
+    assert produced_files(dvc_run, RESULTS) == produced_files(tiny_run, RESULTS)
     status = run(["dvc", "status"], dvc_run)
     assert "up to date" in status.stdout
     again = run(["dvc", "repro"], dvc_run)
     assert "didn't change, skipping" in again.stdout and "Running stage" not in again.stdout
 
 
-def test_deterministic_outputs_are_byte_identical_across_tools(dvc_run, snakemake_run):
-    """Same config and seeds: the data files and trained metrics (minus wall-clock) match exactly."""
+def test_deterministic_outputs_are_byte_identical_across_tools(dvc_run, tiny_run):
+    """Same config and seeds: the data files match exactly, and every metrics file (minus wall-clock)."""
     for rel in produced_files(dvc_run, RESULTS):
         if rel.endswith(".tsv"):
-            assert (dvc_run / rel).read_bytes() == (snakemake_run / rel).read_bytes(), rel
+            assert (dvc_run / rel).read_bytes() == (tiny_run / rel).read_bytes(), rel
+    assert metrics(dvc_run) == metrics(tiny_run)
 
 
 def test_dvc_metrics_show_lists_the_statistics(dvc_run):
@@ -71,115 +103,169 @@ def test_dvc_metrics_show_lists_the_statistics(dvc_run):
 
 def detailed_summary(root) -> dict[str, dict]:
     """Snakemake's view of the DAG: output file -> (rule, inputs, command)."""
-    text = run(["snakemake", "--configfile", CONFIG, "--detailed-summary", "--cores", "1"], root).stdout
+    text = snakemake(root, "--detailed-summary").stdout
     rows = list(csv.DictReader(io.StringIO(text), delimiter="\t"))
-    return {r["output_file"]: {"rule": r["rule"], "inputs": set(r["input-file(s)"].split(",")) - {"-", ""},
-                               "cmd": r["shellcmd"].strip()} for r in rows}
+    return {
+        r["output_file"]: {
+            "rule": r["rule"],
+            "inputs": set(r["input-file(s)"].split(",")) - {"-", ""},
+            "cmd": r["shellcmd"].strip(),
+        }
+        for r in rows
+    }
 
 
-def test_snakemake_and_dvc_dags_agree(snakemake_run):
-    """Every DVC stage has a Snakemake rule with the same command, inputs and outputs, and vice versa."""
-    smk = detailed_summary(snakemake_run)
-    stages = yaml.safe_load((snakemake_run / "dvc.yaml").read_text())["stages"]
+def test_snakemake_and_dvc_dags_agree(tiny_run):
+    """Every DVC stage has a Snakemake job with the same command, inputs and outputs, and vice versa; a DVC stage
+    name starts with the step of the Snakemake rule that runs the job."""
+    smk = detailed_summary(tiny_run)
+    stages = yaml.safe_load((tiny_run / "dvc.yaml").read_text())["stages"]
     dvc_outputs = {}
     for name, stage in stages.items():
-        outs = list(stage.get("outs", [])) + [next(iter(m)) for m in stage.get("metrics", [])] + \
-            [next(iter(p)) for p in stage.get("plots", [])]
+        outs = (
+            list(stage.get("outs", []))
+            + [next(iter(m)) for m in stage.get("metrics", [])]
+            + [next(iter(p)) for p in stage.get("plots", [])]
+        )
         for out in outs:
-            dvc_outputs[out] = {"rule": name,
-                                "inputs": set(stage["deps"]), "cmd": stage["cmd"]}
+            dvc_outputs[out] = {"stage": name, "inputs": set(stage["deps"]), "cmd": stage["cmd"]}
     smk = {k.rstrip("/"): v for k, v in smk.items() if k.startswith(RESULTS)}
     assert set(smk) == set(dvc_outputs)
     for out, expected in dvc_outputs.items():
-        assert smk[out]["rule"] == expected["rule"], out
+        step = smk[out]["rule"].split("_")[0]
+        assert step in STEPS and expected["stage"].startswith(f"{step}_"), out
         assert smk[out]["inputs"] == expected["inputs"], out
-        assert smk[out]["cmd"].replace("'", "") == expected["cmd"], out
+        assert shlex.split(smk[out]["cmd"]) == shlex.split(expected["cmd"]), out
 
 
-def test_committed_dvc_yaml_matches_default_config():
-    run(["recunlearn", "--config", "config/config.yaml", "dvc-yaml", "--check"], ROOT)
+def test_list_rules_names_the_steps(tiny_run):
+    rules = snakemake(tiny_run, "--list-rules").stdout.split()
+    assert set(STEPS) | {"all"} <= set(rules)
+    assert all(r in STEPS or r == "all" or r.startswith("notebook_") for r in rules) and len(rules) <= 14, rules
 
 
-def test_changed_param_reruns_only_dependent_stages(tmp_path):
-    """Changing the request seed re-runs the request stage and what depends on it, not the download/split."""
-    root = project_copy(tmp_path / "p")
-    target = "results/tiny/tiny/requests/summary.json"
-    run(["snakemake", target, "--cores", "1", "--configfile", CONFIG], root)
-    cfg = yaml.safe_load((root / CONFIG).read_text())
-    cfg["requests"]["seed"] = 99
-    (root / CONFIG).write_text(yaml.safe_dump(cfg))
-    dry = run(["snakemake", target, "-n", "--cores", "1", "--configfile", CONFIG], root).stdout
-    assert "requests_tiny" in dry and "preprocess_tiny" not in dry and "download_tiny" not in dry
+def test_forcerun_unlearn_plans_every_unlearn_job(tiny_run):
+    jobs = planned_jobs(snakemake(tiny_run, "-n", "--forcerun", "unlearn").stdout)
+    unlearn = {(w["request"], w["method"]) for rule, w in jobs if rule == "unlearn"}
+    assert unlearn == {(r, m) for r in ("adversarial-0.5", "random-0.05") for m in ("none", "unlearnrec", "sisa")}
+    # and what reads them, nothing upstream
+    assert {rule.split("_")[0] for rule, _ in jobs} == {"unlearn", "compare", "notebook"}
 
 
-def test_sgl_and_simgcl_run_through_the_same_pipeline_with_one_config_change(tmp_path):
-    """Only `backbones` changes (plus a smaller request grid to keep the test short)."""
-    root = project_copy(tmp_path / "p")
-    cfg = yaml.safe_load((root / CONFIG).read_text())
-    cfg["backbones"] = ["sgl", "simgcl"]
-    cfg["requests"]["users"]["kinds"] = []
-    cfg["requests"]["adversarial"]["enabled"] = False
-    cfg["methods"] = ["none", "unlearnrec"]
-    (root / CONFIG).write_text(yaml.safe_dump(cfg))
-    run(["snakemake", "--cores", "2", "--configfile", CONFIG], root)
-    popularity = json.loads((root / RESULTS / "tiny/popularity.json").read_text())["recall@20"]
-    for backbone, readout in (("sgl", "mean"), ("simgcl", "mean_1_to_L")):
-        metrics = json.loads((root / RESULTS / f"tiny/{backbone}/seed0/original/metrics.json").read_text())
-        assert metrics["backbone"] == backbone and metrics["readout"] == readout
-        assert metrics["test"]["recall@20"] > popularity
-        table = (root / RESULTS / f"tiny/{backbone}/comparison.csv").read_text()
-        assert "unlearnrec/ie_ft" in table and "retrain" in table
+def _job_counts(output: str) -> Counter:
+    return Counter(rule.split("_")[0] for rule, _ in planned_jobs(output))
 
 
-def test_report_and_plots_render(snakemake_run, dvc_run):
+def test_dry_run_of_the_full_tiny_config(tiny_run):
+    counts = _job_counts(snakemake(tiny_run, "-n", "--forceall", config=TINY_CONFIG).stdout)
+    assert counts == {
+        "download": 1,
+        "preprocess": 1,
+        "requests": 1,
+        "popularity": 1,
+        "train": 5,
+        "adversarial": 1,
+        "prepare": 6,
+        "unlearn": 36,
+        "reference": 4,
+        "compare": 1,
+        "notebook": 4,
+    }
+
+
+def test_dry_run_of_sgl_and_simgcl_through_config_overrides(tiny_run):
+    """Only `backbones` changes: every model job exists once per backbone, and the commands say which."""
+    dry = snakemake(tiny_run, "-n", "--forceall", "--config", "backbones=[sgl,simgcl]", config=TINY_CONFIG).stdout
+    jobs = planned_jobs(dry)
+    assert {w["backbone"] for _, w in jobs if "backbone" in w} == {"sgl", "simgcl"}
+    assert _job_counts(dry)["train"] == 10 and _job_counts(dry)["unlearn"] == 72
+    assert '--set \'backbones=["sgl","simgcl"]\' train --dataset tiny --backbone simgcl' in dry
+
+
+def test_config_overrides_change_the_plan_and_reach_the_commands(tiny_run):
+    """`--config KEY=VALUE` is Snakemake's own override; the stage commands receive it as --set."""
+    dry = snakemake(tiny_run, "-n", "--config", "seeds=[0,1]", "methods=[none]").stdout
+    jobs = planned_jobs(dry)
+    assert {w["seed"] for rule, w in jobs if rule == "train"} == {"1"}  # seed 0 is built already
+    assert {w["method"] for rule, w in jobs if rule == "unlearn"} == {"none"}
+    assert not [rule for rule, _ in jobs if rule == "prepare"]
+    assert "recunlearn --config config/tiny_grid.yaml --set 'seeds=[0,1]' --set 'methods=[\"none\"]' train" in dry
+
+
+def test_changed_param_reruns_only_dependent_stages(tiny_run):
+    """Changing the request seed (here through --config) re-runs the request stage and what depends on it, not the
+    download or the split."""
+    dry = snakemake(tiny_run, "-n", "--config", "requests={seed: 99}").stdout
+    rules = {rule for rule, _ in planned_jobs(dry)}
+    assert "requests" in rules and "preprocess" not in rules and "download" not in rules
+
+
+def test_changing_one_ie_weight_reruns_only_the_ie_and_its_dependants(tiny_run):
+    """Edit one UnlearnRec weight in the config file (in place, as a user would): only the IE preparation, the
+    UnlearnRec unlearning stages, the table and the notebooks are out of date."""
+    path = tiny_run / CONFIG
+    original = path.read_text()
+    cfg = yaml.safe_load(original)
+    cfg["method_settings"]["unlearnrec"]["lambda_u"] = 0.123
+    try:
+        path.write_text(yaml.safe_dump(cfg))
+        dry = snakemake(tiny_run, "-n").stdout
+    finally:
+        path.write_text(original)
+    jobs = planned_jobs(dry)
+    assert any(rule == "prepare" for rule, _ in jobs), dry
+    assert {rule.split("_")[0] for rule, _ in jobs} <= {"prepare", "unlearn", "compare", "notebook"}
+    assert all(w["method"] == "unlearnrec" for rule, w in jobs if rule in ("prepare", "unlearn")), jobs
+
+
+def test_report_and_plots_render(tiny_run, dvc_run):
     """`snakemake --report` writes one self-contained HTML file; `dvc plots show` renders the declared plots."""
-    run(["snakemake", "--configfile", CONFIG, "--report", "report.html"], snakemake_run)
-    html = (snakemake_run / "report.html").read_text(errors="ignore")
+    snakemake(tiny_run, "--report", "report.html")
+    html = (tiny_run / "report.html").read_text(errors="ignore")
     assert len(html) > 100_000 and "comparison_tiny.png" in html
     run(["dvc", "plots", "show", "-o", "plots"], dvc_run)
     index = (dvc_run / "plots" / "index.html").read_text()
     assert "forgetting_tiny" in index and "history.csv" in index
 
 
-def test_deleting_a_figure_reruns_only_its_notebook(snakemake_run):
-    figure = snakemake_run / RESULTS / "figures" / "efficiency_tiny.png"
+def test_deleting_a_figure_reruns_only_its_notebook(tiny_run):
+    figure = tiny_run / RESULTS / "figures" / "efficiency_tiny.png"
     figure.unlink()
-    dry = run(["snakemake", "--cores", "1", "--configfile", CONFIG, "-n"], snakemake_run).stdout
-    jobs = [line.split()[1].rstrip(":") for line in dry.splitlines() if line.startswith(("rule ", "localrule "))]
-    assert sorted(set(jobs) - {"all"}) == ["notebook_tiny_efficiency"]
-    run(["snakemake", "--cores", "1", "--configfile", CONFIG], snakemake_run)
+    jobs = planned_jobs(snakemake(tiny_run, "-n").stdout)
+    assert jobs == [("notebook_efficiency", {"notebook": "efficiency", "dataset": "tiny"})]
+    snakemake(tiny_run)
     assert figure.stat().st_size > 0
 
 
-def test_changing_one_ie_weight_reruns_only_the_ie_and_its_dependants(snakemake_run):
-    """Edit one UnlearnRec weight in the config file (in place, as a user would): only the IE preparation, the
-    UnlearnRec unlearning stages, the table and the notebooks are out of date."""
-    path = snakemake_run / CONFIG
-    original = path.read_text()
-    cfg = yaml.safe_load(original)
-    cfg["method_settings"]["unlearnrec"]["lambda_u"] = 0.123
-    try:
-        path.write_text(yaml.safe_dump(cfg))
-        dry = run(["snakemake", "--cores", "1", "--configfile", CONFIG, "-n"], snakemake_run).stdout
-    finally:
-        path.write_text(original)
-    jobs = {line.split()[1].rstrip(":") for line in dry.splitlines() if line.startswith(("rule ", "localrule "))}
-    jobs -= {"all"}
-    assert any(job.startswith("prepare_") for job in jobs), dry
-    assert all(job.startswith(("prepare_", "unlearn_", "compare_", "notebook_")) for job in jobs), jobs
-    assert all("unlearnrec" in job for job in jobs if job.startswith(("prepare_", "unlearn_"))), jobs
-
-
-def test_forget_a_user_request_with_raw_ids(snakemake_run, tmp_path):
+def test_forget_a_user_request_with_raw_ids(tiny_run, tmp_path):
     """The real-use path: raw ids in, unlearned model + report out; a bad request is refused, nothing written."""
     from recunlearn.data.split import load_split
 
-    split = load_split(snakemake_run / RESULTS / "tiny/split")
+    split = load_split(tiny_run / RESULTS / "tiny/split")
     request = tmp_path / "forget.tsv"
-    request.write_text("user\titem\n" + "".join(f"{split.user_ids[u]}\t{split.item_ids[i]}\n" for u, i in split.train[:4]))
+    request.write_text(
+        "user\titem\n" + "".join(f"{split.user_ids[u]}\t{split.item_ids[i]}\n" for u, i in split.train[:4])
+    )
     out = tmp_path / "out"
-    proc = run(["recunlearn", "--config", CONFIG, "forget", "--dataset", "tiny", "--backbone", "lightgcn", "--seed", "0",
-                "--request-file", str(request), "--out", str(out)], snakemake_run)
+    proc = run(
+        [
+            "recunlearn",
+            "--config",
+            CONFIG,
+            "forget",
+            "--dataset",
+            "tiny",
+            "--backbone",
+            "lightgcn",
+            "--seed",
+            "0",
+            "--request-file",
+            str(request),
+            "--out",
+            str(out),
+        ],
+        tiny_run,
+    )
     report = json.loads((out / "report.json").read_text())
     assert report["request_edges"] == 4 and report["variant"] == "ie_ft" and report["seconds"] > 0
     assert {"mi_bf", "mi_ng", "df_auc", "mia_member_rate"} <= set(report["forgetting"])
@@ -188,7 +274,77 @@ def test_forget_a_user_request_with_raw_ids(snakemake_run, tmp_path):
     assert remaining == len(split.train) - 4 and (out / "model.pt").stat().st_size > 0
 
     request.write_text("user\titem\n999999\t1\n")
-    bad = run(["recunlearn", "--config", CONFIG, "forget", "--dataset", "tiny", "--backbone", "lightgcn", "--seed",
-               "0", "--request-file", str(request), "--out", str(tmp_path / "bad")], snakemake_run, check=False)
+    bad = run(
+        [
+            "recunlearn",
+            "--config",
+            CONFIG,
+            "forget",
+            "--dataset",
+            "tiny",
+            "--backbone",
+            "lightgcn",
+            "--seed",
+            "0",
+            "--request-file",
+            str(request),
+            "--out",
+            str(tmp_path / "bad"),
+        ],
+        tiny_run,
+        check=False,
+    )
     assert bad.returncode == 2 and "forget.tsv: unknown user(s) 999999" in bad.stderr
     assert not (tmp_path / "bad").exists()
+
+
+def test_sgl_and_simgcl_train_through_the_same_pipeline_with_one_config_change(tmp_path):
+    """Only `backbones` changes (passed as --config; `train.ks` too, which shows the override reaches the stage
+    commands): the two backbones beat the popularity floor with their own readout."""
+    root = project_copy(tmp_path / "p")
+    targets = [f"{RESULTS}/tiny/{b}/seed0/original/metrics.json" for b in ("sgl", "simgcl")]
+    run(
+        [
+            "snakemake",
+            f"{RESULTS}/tiny/popularity.json",
+            *targets,
+            "--cores",
+            "2",
+            "--configfile",
+            CONFIG,
+            "--config",
+            "backbones=[sgl,simgcl]",
+            "train={ks: [10, 20]}",
+        ],
+        root,
+    )
+    popularity = json.loads((root / RESULTS / "tiny/popularity.json").read_text())
+    assert {"recall@10", "recall@20"} <= set(popularity)
+    for backbone, readout in (("sgl", "mean"), ("simgcl", "mean_1_to_L")):
+        trained = json.loads((root / RESULTS / f"tiny/{backbone}/seed0/original/metrics.json").read_text())
+        assert trained["backbone"] == backbone and trained["readout"] == readout
+        assert trained["test"]["recall@20"] > popularity["recall@20"]
+
+
+def test_committed_dvc_yaml_matches_default_config():
+    run(["recunlearn", "--config", "config/config.yaml", "dvc-yaml", "--check"], ROOT)
+
+
+def test_dvc_exp_run_on_a_grid_key_stops_with_one_line_saying_what_to_run(dvc_run):
+    """`dvc exp run -S seeds=[0,1]` edits the config but not dvc.yaml: the first stage DVC re-runs says how to
+    regenerate it, and nothing is computed."""
+    config = dvc_run / CONFIG
+    original = config.read_text()
+    run(["git", "add", "-A"], dvc_run)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "grid"], dvc_run)
+    try:
+        proc = run(["dvc", "exp", "run", "-S", f"{CONFIG}:seeds=[0,1]"], dvc_run, check=False)
+    finally:
+        config.write_text(original)
+    assert proc.returncode != 0
+    ours = [line for line in (proc.stdout + proc.stderr).splitlines() if line.startswith("recunlearn: error:")]
+    assert ours == [
+        f"recunlearn: error: dvc.yaml is stale for {CONFIG}: run `make dvc-yaml` "
+        f"(recunlearn --config {CONFIG} dvc-yaml) and commit it"
+    ]
+    assert not (dvc_run / RESULTS / "tiny/lightgcn/seed1").exists()

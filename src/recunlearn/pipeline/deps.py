@@ -6,15 +6,17 @@ are cut: `recunlearn.backbones` and `recunlearn.unlearning` import every backbon
 runs one of each, so the closure stops at those modules and the plan adds the closure of the job's own backbone
 and method. Editing one method then re-runs only its jobs.
 """
+
 from __future__ import annotations
 
 import ast
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 PACKAGE = "recunlearn"
 SRC = Path(__file__).resolve().parents[2]  # the folder holding the package (src/)
 REGISTRIES = ("recunlearn.backbones", "recunlearn.unlearning")
+SCHEMAS = SRC / PACKAGE / "schemas"
 
 
 def module_path(module: str) -> Path | None:
@@ -31,7 +33,7 @@ def _is_package(module: str) -> bool:
     return (SRC.joinpath(*module.split(".")) / "__init__.py").is_file()
 
 
-@lru_cache(maxsize=None)
+@cache
 def direct_imports(module: str) -> frozenset[str]:
     """Package modules that `module` imports anywhere in its body (relative imports resolved)."""
     path = module_path(module)
@@ -71,9 +73,21 @@ def closure(*entries: str) -> list[str]:
             continue
         seen.add(module)
         for imported in direct_imports(module):
-            if module in REGISTRIES and imported.startswith(module + ".") and imported.rsplit(".", 1)[0] == module \
-                    and imported != f"{module}.base":
+            if (
+                module in REGISTRIES
+                and imported.startswith(module + ".")
+                and imported.rsplit(".", 1)[0] == module
+                and imported != f"{module}.base"
+            ):
                 continue
             todo.extend(p for p in _with_parents(imported) if p not in seen)
     root = SRC.parent
     return sorted(str(module_path(m).relative_to(root)) for m in seen)
+
+
+def schema_files(*components: tuple[str, str]) -> list[str]:
+    """The schema files (relative to the project root) a job reads: the top-level schema and the fragment of
+    each (kind, name) component, e.g. ("methods", "unlearnrec"), that exists as schemas/<kind>/<name>.yaml."""
+    candidates = [SCHEMAS / "config.schema.yaml", *(SCHEMAS / kind / f"{name}.yaml" for kind, name in components)]
+    root = SRC.parent
+    return [str(p.relative_to(root)) for p in dict.fromkeys(candidates) if p.is_file()]

@@ -10,6 +10,7 @@ Three kinds of trained model per (dataset, backbone, seed):
 
 Pure functions of request ids and the configuration: no files, no torch.
 """
+
 from __future__ import annotations
 
 from recunlearn.data.requests import request_ids
