@@ -18,37 +18,38 @@
 # over seeds.
 
 # %% tags=["parameters"]
-results_dir = "results/tiny"
-dataset = "tiny"
-backbones = ["lightgcn"]
-seeds = [0]
-requests = ["adversarial-0.5", "random-0.05", "users-core-0.1", "users-edge-0.1"]
-methods = ["none", "unlearnrec"]
-figures_dir = "results/tiny/figures"
+config_file = "config/config.yaml"
+dataset = "ml-100k"
 
 # %%
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
+from matplotlib import pyplot as plt
 
-from recunlearn.pipeline import layout
-from recunlearn.stages.notebook import ablation_methods, figure_names, order_models, save_figure
+from recunlearn import report
 
-cfg = {"results_dir": results_dir}
+run = report.open_run(config_file, dataset)
 METRICS = {"recall@20": "Recall@20", "mi_ng": "MI-NG"}
-variants = ablation_methods(methods)
-tables = {b: pd.read_csv(layout.comparison(cfg, dataset, b, "csv")) for b in backbones}
-rows = {b: t[t["model"].str.split("/").str[0].isin(variants)] for b, t in tables.items()}
-models = order_models(m for r in rows.values() for m in r["model"])
+variants = report.ablation_methods(run.methods)
+tables = {b: run.table(b).set_index(["request", "model"], drop=False) for b in run.backbones}
+rows = {b: t[t["model"].map(report.method_of).isin(variants)] for b, t in tables.items()}
+models = report.order_models(m for r in rows.values() for m in r["model"])
 only_full = [m for m in variants if m != "unlearnrec"] == []
-missing = ("no ablation variant in this run (only unlearnrec)" if variants else "no UnlearnRec method in this run")
-note = (f"**{missing.capitalize()}**: add e.g. `unlearnrec_no_lu` to `methods` to compare."
-        if only_full else f"Variants: {', '.join(variants)}.")
-display(Markdown(note))
+missing = "no ablation variant in this run (only unlearnrec)" if variants else "no UnlearnRec method in this run"
+display(
+    Markdown(
+        f"**{missing.capitalize()}**: add e.g. `unlearnrec_no_lu` to `methods` to compare."
+        if only_full
+        else f"Variants: {', '.join(variants)}."
+    )
+)
+report.record("variants", variants)
+report.record("models", models)
 
 # %% [markdown]
 # ## Table (mean ± std over seeds)
+
 
 # %%
 def fmt(row: pd.Series, metric: str) -> str:
@@ -56,36 +57,49 @@ def fmt(row: pd.Series, metric: str) -> str:
     return f"{row[metric]:.4f}" + ("" if pd.isna(std) else f" ± {std:.4f}")
 
 
-for request in requests:
+values = {metric: {} for metric in METRICS}
+for request in run.requests:
     columns = {}
-    for b in backbones:
+    for b in run.backbones:
         sub = rows[b][rows[b]["request"] == request].set_index("model")
-        retrain = tables[b].set_index(["request", "model"]).loc[(request, "retrain")]
+        retrain = tables[b].loc[(request, "retrain")]
         for metric, title in METRICS.items():
-            columns[(b, title)] = {**{m: fmt(sub.loc[m], metric) for m in models if m in sub.index},
-                                   "Retrain": fmt(retrain, metric)}
+            columns[(b, title)] = {
+                **{m: fmt(sub.loc[m], metric) for m in models if m in sub.index},
+                "Retrain": fmt(retrain, metric),
+            }
+            values[metric].setdefault(b, {})[request] = sub[metric].to_dict()
     table = pd.DataFrame(columns)
     table.columns = pd.MultiIndex.from_tuples(table.columns, names=["backbone", "metric"])
     display(Markdown(f"### {request}"))
     display(table)
+for metric, per_backbone in values.items():
+    report.record(metric, per_backbone)
 
 # %% [markdown]
 # ## Figure
 
 # %%
-fig, axes = plt.subplots(len(requests), 2, figsize=(max(8, min(12, 4 + 0.9 * len(models))), 0.6 + 2.8 * len(requests)),
-                         squeeze=False)
-width = 0.8 / len(backbones)
-for i, request in enumerate(requests):
+fig, axes = plt.subplots(
+    len(run.requests), 2, squeeze=False, figsize=(max(8, min(12, 4 + 0.9 * len(models))), 0.6 + 2.8 * len(run.requests))
+)
+width = 0.8 / len(run.backbones)
+for i, request in enumerate(run.requests):
     for j, (metric, title) in enumerate(METRICS.items()):
         ax = axes[i, j]
-        for k, b in enumerate(backbones):
+        for k, b in enumerate(run.backbones):
             sub = rows[b][rows[b]["request"] == request].set_index("model").reindex(models)
             x = np.arange(len(models))
-            ax.bar(x + (k - (len(backbones) - 1) / 2) * width, sub[metric], width, yerr=sub[f"{metric}_std"],
-                   color=f"C{k}", capsize=2, label=b)
-            retrain = tables[b][(tables[b]["request"] == request) & (tables[b]["model"] == "retrain")][metric]
-            ax.axhline(float(retrain.iloc[0]), color=f"C{k}", ls="--", lw=0.8)
+            ax.bar(
+                x + (k - (len(run.backbones) - 1) / 2) * width,
+                sub[metric],
+                width,
+                yerr=sub[f"{metric}_std"],
+                color=f"C{k}",
+                capsize=2,
+                label=b,
+            )
+            ax.axhline(float(tables[b].loc[(request, "retrain"), metric]), color=f"C{k}", ls="--", lw=0.8)
         ax.set_xticks(np.arange(len(models)), models, rotation=30, ha="right", fontsize=7)
         ax.set_title(f"{request}: {title} (dashed: Retrain)", fontsize=9)
         if i == 0 and j == 0:
@@ -95,4 +109,4 @@ if only_full:
     title += f"\n{missing}: add e.g. unlearnrec_no_lu to methods"
 fig.suptitle(title, color="darkred" if only_full else "black")
 fig.tight_layout()
-save_figure(fig, figures_dir, figure_names("ablation", dataset)[0])
+run.save_figure(fig, "ablation")

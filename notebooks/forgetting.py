@@ -15,62 +15,61 @@
 # non-edges. Forgetting succeeds when the deleted edges' scores leave the remaining positives and move towards
 # (or, for adversarial noise, below) the non-edges, as they do for Retrain. Each panel after unlearning also
 # outlines the deleted edges' scores under the Original model (dotted), which is the state before unlearning.
-# The data come from the first seed's `scores.npz`, for the adversarial request, or for the first request when
-# there is no adversarial one.
+# The data are the first seed's, for the adversarial request, or for the first request when there is no
+# adversarial one: the summary from `comparison_long.csv`, the histograms from `scores.json`.
 
 # %% tags=["parameters"]
-results_dir = "results/tiny"
-dataset = "tiny"
-backbones = ["lightgcn"]
-seeds = [0]
-requests = ["adversarial-0.5", "random-0.05", "users-core-0.1", "users-edge-0.1"]
-methods = ["none", "unlearnrec"]
-figures_dir = "results/tiny/figures"
+config_file = "config/config.yaml"
+dataset = "ml-100k"
 
 # %%
 import math
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from recunlearn.pipeline import layout
-from recunlearn.stages.compare import label
-from recunlearn.io import read_json
-from recunlearn.stages.notebook import figure_names, forgetting_request, main_methods, model_name, order_models, save_figure
+from recunlearn import report
 
-cfg = {"results_dir": results_dir}
-request, seed = forgetting_request(requests), seeds[0]
-SETS = {"deleted": ("deleted edges", "C3"), "remaining": ("remaining positives", "C2"),
-        "non_edges": ("random non-edges", "0.45")}
+run = report.open_run(config_file, dataset)
+request, seed = report.forgetting_request(run.requests), run.seeds[0]
+SETS = {
+    "deleted": ("deleted edges", "C3"),
+    "remaining": ("remaining positives", "C2"),
+    "non_edges": ("random non-edges", "0.45"),
+}
 display(Markdown(f"Request **{request}**, seed **{seed}**."))
+report.record("request", request)
+report.record("seed", seed)
 
 # %% [markdown]
-# ## Reading the scores
+# ## Summary (per-seed values of the compare stage)
 
 # %%
-scores, summaries = {}, {}
-for b in backbones:
-    for method in ["reference", *main_methods(methods)]:
-        metrics = read_json(layout.unlearn_metrics(cfg, dataset, b, seed, request, method))
-        with np.load(layout.unlearn_scores(cfg, dataset, b, seed, request, method)) as npz:
-            for variant, values in metrics["variants"].items():
-                model = model_name(method, variant)
-                scores[(b, model)] = {s: npz[f"{variant}__{s}"] for s in SETS}
-                summaries[(b, model)] = values
-order = order_models(m for _, m in scores)
-
-# %% [markdown]
-# ## Summary (from `metrics.json`)
-
-# %%
-table = pd.DataFrame([{"backbone": b, "model": label(m),
-                       "deleted mean": v["deleted_after"]["mean"], "deleted median": v["deleted_after"]["q50"],
-                       "remaining mean": v["remaining_after"]["mean"], "non-edge mean": v["nonedges_after"]["mean"],
-                       "MI-BF": v["mi_bf"], "MI-NG": v["mi_ng"], "Df-AUC": v["df_auc"]}
-                      for (b, m), v in summaries.items()]).set_index(["backbone", "model"])
-display(table.loc[[(b, label(m)) for b in backbones for m in order if (b, m) in summaries]])
+SUMMARY = {
+    "deleted_mean": "deleted mean",
+    "deleted_median": "deleted median",
+    "remaining_mean": "remaining mean",
+    "nonedge_mean": "non-edge mean",
+    "mi_bf": "MI-BF",
+    "mi_ng": "MI-NG",
+    "df_auc": "Df-AUC",
+}
+main = ["reference", *report.main_methods(run.methods)]
+summary = {}
+for b in run.backbones:
+    long = run.per_seed(b)
+    picked = long[(long["request"] == request) & (long["seed"] == seed) & long["method"].isin(main)]
+    summary[b] = picked.set_index("model")[list(SUMMARY)]
+order = report.order_models(m for s in summary.values() for m in s.index)
+display(
+    pd.concat(
+        {b: s.reindex(order).rename(index=report.label, columns=SUMMARY) for b, s in summary.items()},
+        names=["backbone", "model"],
+    )
+)
+report.record("models", order)
+report.record("deleted_mean", {b: s["deleted_mean"].to_dict() for b, s in summary.items()})
 
 # %% [markdown]
 # ## Distributions before and after unlearning
@@ -78,21 +77,22 @@ display(table.loc[[(b, label(m)) for b in backbones for m in order if (b, m) in 
 # %%
 ncols = min(4, len(order))
 rows_per = math.ceil(len(order) / ncols)
-fig, axes = plt.subplots(rows_per * len(backbones), ncols, figsize=(3.6 * ncols, 2.7 * rows_per * len(backbones)),
-                         squeeze=False)
-for i, b in enumerate(backbones):
-    pooled = np.concatenate([a for (bb, _), sets in scores.items() if bb == b for a in sets.values()])
-    bins = np.linspace(*np.quantile(pooled, [0.005, 0.995]), 40)
-    before = scores[(b, "original")]["deleted"]
+fig, axes = plt.subplots(
+    rows_per * len(run.backbones), ncols, figsize=(3.6 * ncols, 2.7 * rows_per * len(run.backbones)), squeeze=False
+)
+for i, b in enumerate(run.backbones):
+    hists = run.scores(b, request, seed)
+    edges = hists["edges"]
+    before = report.density(hists["models"]["original"]["deleted"]["counts"], edges)
     for k, model in enumerate(order):
         ax = axes[i * rows_per + k // ncols, k % ncols]
         for name, (text, color) in SETS.items():
-            ax.hist(scores[(b, model)][name], bins=bins, density=True, histtype="step", lw=1.4, color=color,
-                    label=text)
+            ax.stairs(
+                report.density(hists["models"][model][name]["counts"], edges), edges, lw=1.4, color=color, label=text
+            )
         if model != "original":
-            ax.hist(before, bins=bins, density=True, histtype="step", ls=":", color="C3",
-                    label="deleted edges, before")
-        ax.set_title(f"{b}: {label(model)}", fontsize=8)
+            ax.stairs(before, edges, ls=":", color="C3", label="deleted edges, before")
+        ax.set_title(f"{b}: {report.label(model)}", fontsize=8)
         ax.tick_params(labelsize=7)
     for k in range(len(order), rows_per * ncols):
         axes[i * rows_per + k // ncols, k % ncols].axis("off")
@@ -100,4 +100,4 @@ handles, labels = axes[0, min(1, ncols - 1)].get_legend_handles_labels()
 fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, bbox_to_anchor=(0.5, -0.02))
 fig.suptitle(f"{dataset} / {request} (seed {seed}): score distributions (x: score, y: density)")
 fig.tight_layout(rect=(0, 0.04, 1, 1))
-save_figure(fig, figures_dir, figure_names("forgetting", dataset)[0])
+run.save_figure(fig, "forgetting")

@@ -1,36 +1,43 @@
-"""The report notebooks, executed for real on the tiny pipeline's results: each writes its declared figures, an
-error-free .ipynb and a self-contained .html; a failing notebook raises one line and leaves nothing behind."""
+"""The report notebooks as the session's tiny pipeline run executed them: each writes its declared figures, an
+error-free .ipynb and a self-contained .html, and the numbers it records equal the compare stage's tables.
+Run again in-process on a folder holding only the compare outputs, they record the same numbers (so they read
+nothing else); a failing notebook raises one line and leaves nothing behind."""
+
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
+import yaml
 
-from pipeline_helpers import project_copy, run
+from recunlearn import cli, report
 from recunlearn.config import load_config
 from recunlearn.errors import RecUnlearnError
-from recunlearn.stages.notebook import (NOTEBOOKS, execute_notebook, figure_names, notebook_main, notebook_parameters,
-                                  notebook_stage_spec, order_models)
+from recunlearn.stages.notebook import execute_notebook
 
 pytestmark = pytest.mark.pipeline
-CONFIG = "config/tiny.yaml"
+DATASET = "tiny"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    """A project copy with the tiny pipeline's results, built once for the module."""
-    root = project_copy(tmp_path_factory.mktemp("nb"))
-    run(["snakemake", "--cores", "2", "--configfile", CONFIG], root)
-    return root
+def _injected(nb) -> dict:
+    """The parameters papermill injected into an executed notebook."""
+    cells = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(cells) == 1
+    values: dict = {}
+    exec(cells[0].source, {}, values)  # the cell papermill wrote: plain assignments
+    return values
 
 
 @pytest.fixture(scope="module")
-def cfg(project, monkeypatch_module):
-    monkeypatch_module.chdir(project)
-    return load_config(CONFIG)
+def project(tiny_run, monkeypatch_module):
+    """The session's project copy, as the working directory (the config's relative paths start there)."""
+    monkeypatch_module.chdir(tiny_run)
+    return Path(tiny_run)
 
 
 @pytest.fixture(scope="module")
@@ -40,79 +47,201 @@ def monkeypatch_module():
 
 
 @pytest.fixture(scope="module")
-def executed(project, cfg):
-    """Every notebook run through the CLI entry point, from a clean slate (the pipeline may have run them too)."""
-    specs = {name: notebook_stage_spec(cfg, name, "tiny") for name in NOTEBOOKS}
-    for spec in specs.values():
-        for rel in spec["outs"] + spec["figures"]:
-            (project / rel).unlink(missing_ok=True)
-    for name in NOTEBOOKS:
-        assert notebook_main(["--notebook", name, "--dataset", "tiny", "--config", CONFIG]) == 0, name
-    return specs
+def cfg(project):
+    """The config the pipeline ran, as its notebook jobs were given it."""
+    nb = nbformat.read(project / "results/tiny/notebooks" / f"comparison_{DATASET}.ipynb", as_version=4)
+    return load_config(_injected(nb)["config_file"])
 
 
-@pytest.mark.parametrize("name", NOTEBOOKS)
-def test_notebook_writes_its_declared_figures_as_png(project, executed, name):
-    figures = executed[name]["figures"]
-    assert [Path(f).name for f in figures] == figure_names(name, "tiny")
-    for rel in figures:
-        data = (project / rel).read_bytes()
-        assert data.startswith(PNG_MAGIC) and len(data) > 5_000, rel
+@pytest.fixture(scope="module")
+def notebooks(project, cfg) -> dict:
+    """name -> (executed notebook, its .html, its figures), as the pipeline wrote them."""
+    out = {}
+    for name in report.NOTEBOOKS:
+        stem = project / report.notebook_dir(cfg) / f"{name}_{DATASET}"
+        out[name] = (
+            nbformat.read(stem.with_suffix(".ipynb"), as_version=4),
+            stem.with_suffix(".html"),
+            [project / report.figure_dir(cfg) / f for f in report.figure_names(name, DATASET)],
+        )
+    return out
 
 
-@pytest.mark.parametrize("name", NOTEBOOKS)
-def test_executed_notebook_has_no_errors_and_html_embeds_figures_and_tables(project, executed, name):
-    ipynb, html = (project / rel for rel in executed[name]["outs"])
-    nb = nbformat.read(ipynb, as_version=4)
+@pytest.fixture(scope="module")
+def records(notebooks) -> dict:
+    return {name: report.read_records(nb) for name, (nb, _, _) in notebooks.items()}
+
+
+@pytest.fixture(scope="module")
+def tables(project, cfg) -> dict:
+    """backbone -> (comparison.csv, comparison_long.csv) of the run."""
+    return {
+        b: (
+            pd.read_csv(project / cfg["results_dir"] / DATASET / b / "comparison.csv"),
+            pd.read_csv(project / cfg["results_dir"] / DATASET / b / "comparison_long.csv"),
+        )
+        for b in cfg["backbones"]
+    }
+
+
+def test_notebook_jobs_get_the_pipelines_config_file_and_dataset(project, cfg, notebooks):
+    for nb, _, _ in notebooks.values():
+        assert _injected(nb) == {"config_file": cfg["_path"], "dataset": DATASET}
+    assert (project / cfg["_path"]).is_file() and cfg["results_dir"] == "results/tiny"
+
+
+@pytest.mark.parametrize("name", report.NOTEBOOKS)
+def test_notebook_writes_its_declared_outputs(project, cfg, notebooks, capsys, name):
+    _, html, figures = notebooks[name]
+    assert cli.main(["--config", cfg["_path"], "outputs"]) == 0
+    declared = set(capsys.readouterr().out.split())
+    stem = f"{report.notebook_dir(cfg)}/{name}_{DATASET}"
+    for path in [project / f"{stem}.ipynb", html, *figures]:
+        assert str(path.relative_to(project)) in declared, path
+    assert [f.name for f in figures] == report.figure_names(name, DATASET)
+    for fig in figures:
+        assert fig.read_bytes().startswith(PNG_MAGIC), fig
+
+
+@pytest.mark.parametrize("name", report.NOTEBOOKS)
+def test_executed_notebook_has_no_errors_and_html_embeds_figures_and_tables(notebooks, name):
+    nb, html, figures = notebooks[name]
     outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
-    assert any("image/png" in o.get("data", {}) for o in outputs)
-    assert "injected-parameters" in json.dumps([c.metadata for c in nb.cells])
+    assert sum("image/png" in o.get("data", {}) for o in outputs) >= len(figures)
     text = html.read_text()
-    assert text.count("data:image/png;base64,") >= len(executed[name]["figures"])
+    assert text.count("data:image/png;base64,") >= len(figures)
     assert "<table" in text
     assert 'src="results/' not in text  # nothing linked: the file stands alone
 
 
-def test_comparison_table_has_every_model_and_metric_and_says_one_seed(project, executed):
-    text = (project / executed["comparison"]["outs"][1]).read_text()
-    for needle in ("Recall@20", "NDCG@20", "MI-BF", "MI-NG", "Original", "Retrain", "UnlearnRec (IE only)",
-                   "UnlearnRec (IE + fine-tune)", "No unlearning", "n/a (one seed)"):
+def test_comparison_notebook_shows_the_tables_models_and_values(cfg, records, tables, notebooks):
+    rec = records["comparison"]
+    shown = {"reference", *report.main_methods(cfg["methods"])}
+    for b, (table, _) in tables.items():
+        models = [m for m in table["model"] if report.method_of(m) in shown]
+        assert rec["models"] == report.order_models(models)
+        for _, row in table.iterrows():
+            for metric in ("recall@20", "ndcg@20", "mi_bf", "mi_ng"):
+                assert rec["means"][b][row["request"]][row["model"]][metric] == pytest.approx(row[metric])
+        retrain = table[table["model"] == "retrain"].set_index("request")["recall@20"]
+        assert rec["retrain_recall@20"][b] == pytest.approx(retrain.to_dict())
+        assert set(rec["retrain_recall@20"][b]) == set(table["request"])
+        marked = table[[f"{m}_p" for m in ("recall@20", "ndcg@20", "mi_bf", "mi_ng")]] < report.ALPHA
+        assert len([r for r in rec["significant"] if r[0] == b]) == int(marked.to_numpy().sum())
+    text = notebooks["comparison"][1].read_text()
+    for needle in (
+        "Recall@20",
+        "NDCG@20",
+        "MI-BF",
+        "MI-NG",
+        "Original",
+        "Retrain",
+        "UnlearnRec (IE only)",
+        "UnlearnRec (IE + fine-tune)",
+        "No unlearning",
+        "n/a (one seed)",
+    ):
         assert needle in text, needle
 
 
-def test_stage_spec_lists_existing_inputs_and_the_sources(project, cfg):
-    for name in NOTEBOOKS:
-        spec = notebook_stage_spec(cfg, name, "tiny")
-        assert f"notebooks/{name}.py" in spec["deps"] and "src/recunlearn/notebooks.py" in spec["deps"]
-        missing = [d for d in spec["deps"] if not (project / d).is_file()]
-        assert not missing, (name, missing)
-        assert spec["outs"] == [f"results/tiny/notebooks/{name}_tiny.ipynb", f"results/tiny/notebooks/{name}_tiny.html"]
-    assert any(d.endswith("scores.npz") for d in notebook_stage_spec(cfg, "forgetting", "tiny")["deps"])
-    assert any(d.endswith("report.json") for d in notebook_stage_spec(cfg, "efficiency", "tiny")["deps"])
+def test_efficiency_notebook_shows_the_tables_times_sizes_and_preparation(cfg, records, tables):
+    rec = records["efficiency"]
+    for b, (table, long) in tables.items():
+        timed = table[table["model"] != "original"]
+        assert rec["models"] == report.order_models(timed["model"])
+        for _, row in timed.iterrows():
+            assert rec["seconds"][b][row["request"]][row["model"]] == pytest.approx(row["seconds"])
+        sized = report.random_requests(list(dict.fromkeys(table["request"])))
+        assert sized and set(rec["request_edges"][b]) == set(sized)
+        for request in sized:
+            assert rec["request_edges"][b][request] == long[long["request"] == request]["request_edges"].mean()
+        prepared = long[long["prep_seconds"] > 0]
+        assert {r["method"] for r in rec["prep_seconds"]} == {"unlearnrec", "sisa"} == set(prepared["method"])
+        for r in rec["prep_seconds"]:
+            match = prepared[
+                (prepared["method"] == r["method"])
+                & (prepared["seed"] == r["seed"])
+                & (prepared["unlearned_from"] == r["model kind"])
+            ]
+            assert r["seconds"] == pytest.approx(match["prep_seconds"].iloc[0])
 
 
-def test_failing_notebook_raises_one_line_and_leaves_nothing(project, cfg):
-    out, figs = project / "failed" / "out", project / "failed" / "figures"
-    figs.mkdir(parents=True)
-    stale = figs / figure_names("comparison", "nope")[0]
+def test_forgetting_notebook_shows_the_adversarial_request_of_the_first_seed(cfg, records, tables):
+    rec = records["forgetting"]
+    assert rec["request"] == "adversarial-0.5" and rec["seed"] == cfg["seeds"][0]
+    for b, (_, long) in tables.items():
+        rows = long[(long["request"] == rec["request"]) & (long["seed"] == rec["seed"])].set_index("model")
+        assert rec["models"] == report.order_models(rows.index)
+        assert rec["deleted_mean"][b] == pytest.approx(rows["deleted_mean"].to_dict())
+        assert rec["deleted_mean"][b]["retrain"] < rec["deleted_mean"][b]["original"]  # Retrain forgot the noise
+
+
+def test_ablation_notebook_shows_the_unlearnrec_rows(cfg, records, tables):
+    rec = records["ablation"]
+    assert rec["variants"] == report.ablation_methods(cfg["methods"]) == ["unlearnrec"]
+    assert rec["models"] == ["unlearnrec/ie_only", "unlearnrec/ie_ft"]
+    for b, (table, _) in tables.items():
+        rows = table[table["model"].isin(rec["models"])]
+        for metric in ("recall@20", "mi_ng"):
+            for _, row in rows.iterrows():
+                assert rec[metric][b][row["request"]][row["model"]] == pytest.approx(row[metric])
+
+
+def _config_elsewhere(project: Path, cfg: dict, folder: Path) -> str:
+    """The run's config file with its results in `folder`; the other relative paths still start at the project."""
+    raw = yaml.safe_load((project / cfg["_path"]).read_text())
+    raw["results_dir"] = str(folder)
+    path = folder.parent / f"{folder.name}.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return str(path)
+
+
+def test_notebooks_given_only_the_compare_outputs_record_the_same_numbers(project, cfg, records, tmp_path):
+    alone = tmp_path / "alone"
+    config = _config_elsewhere(project, cfg, alone)
+    moved = load_config(config)
+    for src, dst in zip(report.notebook_inputs(cfg, DATASET), report.notebook_inputs(moved, DATASET)):
+        Path(dst).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(project / src, dst)
+    for name in report.NOTEBOOKS:
+        assert cli.main(["--config", config, "notebook", "--dataset", DATASET, "--notebook", name]) == 0, name
+        ipynb = Path(report.notebook_dir(moved)) / f"{name}_{DATASET}.ipynb"
+        assert json.dumps(report.read_records(ipynb), sort_keys=True) == json.dumps(records[name], sort_keys=True)
+    # the run's --set overrides (Snakemake's --config) reach the notebook: here one method fewer
+    assert (
+        cli.main(
+            [
+                "--config",
+                config,
+                "--set",
+                "methods=[none,unlearnrec]",
+                "notebook",
+                "--dataset",
+                DATASET,
+                "--notebook",
+                "comparison",
+            ]
+        )
+        == 0
+    )
+    shown = report.read_records(Path(report.notebook_dir(moved)) / f"comparison_{DATASET}.ipynb")["models"]
+    assert "sisa" in records["comparison"]["models"] and shown == [
+        m for m in records["comparison"]["models"] if m != "sisa"
+    ]
+
+
+def test_failing_notebook_raises_one_line_and_leaves_nothing(project, cfg, tmp_path):
+    empty = tmp_path / "empty"
+    moved = load_config(_config_elsewhere(project, cfg, empty))
+    figures = Path(report.figure_dir(moved))
+    figures.mkdir(parents=True)
+    stale = figures / report.figure_names("comparison", DATASET)[0]
     stale.write_bytes(b"old")  # a figure from an earlier run must not survive a failed one
-    params = {**notebook_parameters(cfg, "tiny"), "dataset": "nope"}
     with pytest.raises(RecUnlearnError) as info:
-        execute_notebook("comparison", out, figs, params, root=project)
+        execute_notebook(moved, "comparison", DATASET, root=project)
     message = str(info.value)
     assert "\n" not in message and "comparison" in message and "FileNotFoundError" in message
-    assert not out.exists() or not any(out.iterdir())
-    assert not any(figs.iterdir())
-
-
-def test_cli_entry_refuses_unknown_dataset(project, cfg, capsys):
-    assert notebook_main(["--notebook", "comparison", "--dataset", "nope", "--config", CONFIG]) == 2
-    assert "nope" in capsys.readouterr().err
-
-
-def test_unknown_notebook_and_model_order():
-    with pytest.raises(RecUnlearnError, match="unknown notebook"):
-        figure_names("nope", "tiny")
-    assert order_models(["unlearnrec/ie_ft", "retrain", "gif", "original", "unlearnrec/ie_only", "none"]) == [
-        "original", "none", "retrain", "unlearnrec/ie_only", "unlearnrec/ie_ft", "gif"]
+    notebooks = Path(report.notebook_dir(moved))
+    assert not notebooks.exists() or not any(notebooks.iterdir())
+    assert not any(figures.iterdir())

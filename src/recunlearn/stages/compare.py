@@ -1,11 +1,19 @@
-"""Gather every evaluated model of a dataset and backbone into one comparison table (CSV, Markdown, JSON).
+"""Gather every evaluated model of a dataset and backbone into the tables the report reads.
 
-One row per (request, model); numbers are the mean over the configured seeds, with `<metric>_std` beside them.
-Rows: Original (trained on the full graph), No unlearning (original table on the remaining graph), Retrain,
-then every method's variants. Time columns: the per-request seconds, the one-off preparation seconds (IE
-pre-training, SISA shards) shown apart, the speed-up over Retrain, and the number of requests after which
-preparation plus unlearning costs less than retraining for each request ("break-even requests").
+Writes, per dataset and backbone:
+- `comparison.{csv,md,json}`: one row per (request, model); numbers are the mean over the configured seeds, with
+  `<metric>_std` beside them and `<metric>_p`, a paired t-test against Retrain across seeds. Rows: Original
+  (trained on the full graph), No unlearning (original table on the remaining graph), Retrain, then every
+  method's variants. Time columns: the per-request seconds, the one-off preparation seconds (IE pre-training,
+  SISA shards) shown apart, the speed-up over Retrain, and the number of requests after which preparation plus
+  unlearning costs less than retraining for each request ("break-even requests").
+- `comparison_long.csv`: the per-seed rows behind that table, with the request size and the score summaries.
+- `scores.json`: per request, seed and model, histograms of the deleted-edge, remaining-edge and non-edge scores
+  on bins shared by every model of that request and seed.
+
+The notebooks read only these files, so a notebook's inputs are exactly this stage's outputs.
 """
+
 from __future__ import annotations
 
 import math
@@ -13,32 +21,98 @@ import math
 import numpy as np
 import pandas as pd
 
+from recunlearn.io import atomic_path, read_json, write_json
 from recunlearn.pipeline import layout
 from recunlearn.pipeline.kinds import original_kind
-from recunlearn.io import atomic_path, read_json, write_json
+from recunlearn.report import ALPHA, SCORE_SETS, label
 
-LABELS = {"original": "Original", "retrain": "Retrain", "none": "No unlearning (remaining graph)"}
-VARIANTS = {"ie_only": "IE only", "ie_ft": "IE + fine-tune"}
-METRICS = ["recall@20", "ndcg@20", "mi_bf", "mi_ng", "df_auc", "mia_member_rate", "deleted_mean",
-           "nonedge_mean", "seconds", "prep_seconds"]
-TABLE_COLUMNS = ["request", "model", "recall@20", "ndcg@20", "mi_bf", "mi_ng", "df_auc", "mia_member_rate",
-                 "seconds", "prep_seconds", "speedup", "break_even_requests"]
+METRICS = [
+    "recall@20",
+    "ndcg@20",
+    "mi_bf",
+    "mi_ng",
+    "df_auc",
+    "mia_member_rate",
+    "deleted_mean",
+    "nonedge_mean",
+    "seconds",
+    "prep_seconds",
+]
+TABLE_COLUMNS = [
+    "request",
+    "model",
+    "recall@20",
+    "ndcg@20",
+    "mi_bf",
+    "mi_ng",
+    "df_auc",
+    "mia_member_rate",
+    "seconds",
+    "prep_seconds",
+    "speedup",
+    "break_even_requests",
+]
+LONG_COLUMNS = [
+    "request",
+    "model",
+    "method",
+    "variant",
+    "seed",
+    "unlearned_from",
+    "request_edges",
+    "recall@20",
+    "ndcg@20",
+    "mi_bf",
+    "mi_ng",
+    "df_auc",
+    "mia_member_rate",
+    "deleted_mean",
+    "deleted_median",
+    "remaining_mean",
+    "nonedge_mean",
+    "seconds",
+    "prep_seconds",
+]
+SCORE_BINS = 40  # bin edges shared by every model of a (request, seed)
+SCORE_RANGE = (0.005, 0.995)  # quantiles of the pooled scores the bins span: a few outliers do not flatten the rest
 
 
-def _row(request_id: str, model: str, seed: int, values: dict, prep_seconds: float) -> dict:
+def model_name(method: str, variant: str) -> str:
+    """A row's name: the reference variants (original, retrain) and single-variant methods by their own name,
+    the others as `<method>/<variant>` (e.g. `unlearnrec/ie_ft`)."""
+    return variant if method == "reference" or variant == method else f"{method}/{variant}"
+
+
+def _row(request_id: str, method: str, variant: str, seed: int, data: dict, values: dict, prep_seconds: float) -> dict:
     return {
-        "request": request_id, "model": model, "seed": seed,
-        "recall@20": values.get("recall@20"), "ndcg@20": values.get("ndcg@20"),
-        "mi_bf": values.get("mi_bf"), "mi_ng": values.get("mi_ng"), "df_auc": values.get("df_auc"),
+        "request": request_id,
+        "model": model_name(method, variant),
+        "method": method,
+        "variant": variant,
+        "seed": seed,
+        "unlearned_from": original_kind(request_id),
+        "request_edges": data.get("request_edges"),
+        "recall@20": values.get("recall@20"),
+        "ndcg@20": values.get("ndcg@20"),
+        "mi_bf": values.get("mi_bf"),
+        "mi_ng": values.get("mi_ng"),
+        "df_auc": values.get("df_auc"),
         "mia_member_rate": values.get("mia_member_rate"),
-        "deleted_mean": values["deleted_after"]["mean"], "nonedge_mean": values["nonedges_after"]["mean"],
-        "seconds": values["seconds"], "prep_seconds": prep_seconds,
+        "deleted_mean": values["deleted_after"]["mean"],
+        "deleted_median": values["deleted_after"]["q50"],
+        "remaining_mean": values["remaining_after"]["mean"],
+        "nonedge_mean": values["nonedges_after"]["mean"],
+        "seconds": values["seconds"],
+        "prep_seconds": prep_seconds,
     }
 
 
-def collect(cfg: dict, dataset: str, backbone: str, request_ids: list[str], methods: list[str],
-            prepared: set[str]) -> pd.DataFrame:
-    """Long table: one row per (request, model, seed), read from the metrics files the stages wrote."""
+def collect(
+    cfg: dict, dataset: str, backbone: str, request_ids: list[str], methods: list[str], prepared: set[str]
+) -> pd.DataFrame:
+    """Long table: one row per (request, model, seed), read from the metrics files the stages wrote.
+
+    `prepared` names the methods with a one-off preparation, whose report gives the `prep_seconds` column."""
     rows = []
     for seed in cfg["seeds"]:
         for rid in request_ids:
@@ -49,13 +123,46 @@ def collect(cfg: dict, dataset: str, backbone: str, request_ids: list[str], meth
                     report = read_json(layout.prepared_report(cfg, dataset, backbone, seed, original_kind(rid), method))
                     prep = float(report["seconds"])
                 for variant, values in data["variants"].items():
-                    model = variant if method == "reference" or variant == method else f"{method}/{variant}"
-                    rows.append(_row(rid, model, seed, values, prep if method != "reference" else 0.0))
-    return pd.DataFrame(rows)
+                    rows.append(_row(rid, method, variant, seed, data, values, prep if method != "reference" else 0.0))
+    return pd.DataFrame(rows, columns=LONG_COLUMNS)
+
+
+def score_summaries(cfg: dict, dataset: str, backbone: str, request_ids: list[str], methods: list[str]) -> dict:
+    """Histograms of every model's scores per (request, seed), from each job's scores.npz.
+
+    Returns `{"requests": {request: {seed: {"edges": [...], "models": {model: {set: {"n", "mean", "counts"}}}}}}}`
+    with seeds as strings (JSON keys) and sets `deleted`, `remaining`, `non_edges`. The edges span the
+    `SCORE_RANGE` quantiles of all scores of that request and seed, so every model is drawn on the same bins."""
+    out: dict = {}
+    for rid in request_ids:
+        for seed in cfg["seeds"]:
+            scores = {}
+            for method in ["reference", *methods]:
+                data = read_json(layout.unlearn_metrics(cfg, dataset, backbone, seed, rid, method))
+                with np.load(layout.unlearn_scores(cfg, dataset, backbone, seed, rid, method)) as npz:
+                    for variant in data["variants"]:
+                        scores[model_name(method, variant)] = {s: npz[f"{variant}__{s}"] for s in SCORE_SETS}
+            pooled = np.concatenate([a for sets in scores.values() for a in sets.values()])
+            lo, hi = (float(q) for q in np.quantile(pooled, SCORE_RANGE))
+            if not hi > lo:  # every score equal: one bin around the value
+                lo, hi = lo - 0.5, hi + 0.5
+            edges = np.linspace(lo, hi, SCORE_BINS)
+            models = {
+                model: {
+                    s: {
+                        "n": int(a.size),
+                        "mean": float(np.mean(a, dtype=np.float64)),
+                        "counts": np.histogram(a, bins=edges)[0].tolist(),
+                    }
+                    for s, a in sets.items()
+                }
+                for model, sets in scores.items()
+            }
+            out.setdefault(rid, {})[str(seed)] = {"edges": edges.tolist(), "models": models}
+    return {"bins": SCORE_BINS, "range_quantiles": list(SCORE_RANGE), "requests": out}
 
 
 TESTED = ["recall@20", "ndcg@20", "mi_bf", "mi_ng"]
-ALPHA = 0.05
 
 
 def paired_tests(long: pd.DataFrame) -> pd.DataFrame:
@@ -91,7 +198,8 @@ def summarise(long: pd.DataFrame) -> pd.DataFrame:
     table["speedup"] = table["retrain_seconds"] / table["seconds"]
     table["break_even_requests"] = [
         _break_even(p, s, r) if m not in ("original", "retrain") else np.nan
-        for p, s, r, m in zip(table["prep_seconds"], table["seconds"], table["retrain_seconds"], table["model"])]
+        for p, s, r, m in zip(table["prep_seconds"], table["seconds"], table["retrain_seconds"], table["model"])
+    ]
     for model in ("original", "retrain"):
         table.loc[table["model"] == model, ["speedup", "break_even_requests"]] = np.nan
     return table
@@ -103,15 +211,6 @@ def _break_even(prep: float, per_request: float, retrain: float) -> float:
     if saving <= 0:
         return math.inf
     return float(math.floor(prep / saving) + 1)
-
-
-def label(model: str) -> str:
-    """Readable row names: 'unlearnrec/ie_ft' -> 'UnlearnRec (IE + fine-tune)'; aliases keep their name."""
-    method, _, variant = model.partition("/")
-    if variant:
-        name = "UnlearnRec" if method == "unlearnrec" else method
-        return f"{name} ({VARIANTS.get(variant, variant)})"
-    return LABELS.get(model, model)
 
 
 def to_markdown(table: pd.DataFrame, title: str) -> str:
@@ -144,19 +243,39 @@ def _fmt(value, std) -> str:
     return text
 
 
-def write_comparison(cfg: dict, dataset: str, backbone: str, request_ids: list[str], methods: list[str],
-                     prepared: set[str]) -> pd.DataFrame:
+def write_comparison(
+    cfg: dict, dataset: str, backbone: str, request_ids: list[str], methods: list[str], prepared: set[str]
+) -> pd.DataFrame:
+    """Write the comparison table (csv, md, json), the long per-seed table and the score summaries.
+
+    Args:
+        cfg: the validated configuration (`seeds`, `results_dir`).
+        dataset, backbone: the run the table covers.
+        request_ids: every evaluated request, in table order.
+        methods: the configured unlearning methods, in table order.
+        prepared: the methods with a one-off preparation (their `prep_seconds` come from its report).
+    """
     long = collect(cfg, dataset, backbone, request_ids, methods, prepared)
     table = summarise(long)
     with atomic_path(layout.comparison(cfg, dataset, backbone, "csv")) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g", lineterminator="\n")
     with atomic_path(layout.comparison(cfg, dataset, backbone, "md")) as tmp:
-        tmp.write_text(to_markdown(table, f"{dataset} / {backbone}: unlearning comparison "
-                                          f"(mean over seeds {cfg['seeds']})"))
-    metrics = {rid: {label(m): {k: _json(v) for k, v in r.items() if k in TABLE_COLUMNS[2:]}
-                     for m, r in group.set_index("model").iterrows()}
-               for rid, group in table.groupby("request", sort=False)}
+        tmp.write_text(
+            to_markdown(table, f"{dataset} / {backbone}: unlearning comparison (mean over seeds {cfg['seeds']})")
+        )
+    metrics = {
+        rid: {
+            label(m): {k: _json(v) for k, v in r.items() if k in TABLE_COLUMNS[2:]}
+            for m, r in group.set_index("model").iterrows()
+        }
+        for rid, group in table.groupby("request", sort=False)
+    }
     write_json(layout.comparison(cfg, dataset, backbone, "json"), metrics)
+    with atomic_path(layout.comparison_long(cfg, dataset, backbone)) as tmp:
+        long.to_csv(tmp, index=False, lineterminator="\n")  # full precision: the per-seed values as measured
+    write_json(
+        layout.score_summaries(cfg, dataset, backbone), score_summaries(cfg, dataset, backbone, request_ids, methods)
+    )
     return table
 
 
