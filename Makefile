@@ -1,17 +1,22 @@
-# Two entry points for a fresh machine (see README):
-#   make run    create .venv if missing, install, run the default pipeline (snakemake), write the report,
-#               record the results for DVC (dvc commit: `dvc status` is then clean)
-#   make test   create .venv if missing, install with test extras, run the test suite
+# Entry points for a fresh machine (see README and tests/README.md):
+#   make run        create .venv if missing, install, run the default pipeline (snakemake), write the report,
+#                   record the results for DVC (dvc commit: `dvc status` is then clean)
+#   make test       create .venv if missing, install everything ('.[dev]'), lint, run the whole suite and print
+#                   its slowest tests (CI: .ci/run)
+#   make test-fast  the fast tier only: no pipeline runs, no network (budget: 3 minutes)
+#   make lint       ruff lint and format check
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= 2
 STAMP := $(VENV)/.installed
+LINTED := src tests benchmarks notebooks
+FAST := not pipeline and not network
 
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install run test benchmark dvc-yaml clean-results
+.PHONY: install run test test-fast lint benchmark dvc-yaml clean-results
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,8 +32,15 @@ run: $(STAMP)
 	dvc commit --force --quiet
 	snakemake --touch --cores 1 --quiet  # dvc commit rewrites some outputs: restore Snakemake's mtime order
 
-test: $(STAMP)
-	pytest -q
+lint: $(STAMP)
+	ruff check $(LINTED)
+	ruff format --check $(LINTED)
+
+test: lint
+	pytest -q --durations=15
+
+test-fast: $(STAMP)
+	pytest -q -m "$(FAST)" --durations=15
 
 benchmark: $(STAMP)
 	python benchmarks/bench_backbones.py

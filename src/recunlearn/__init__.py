@@ -1,2 +1,3 @@
 """Recommendation unlearning pipeline."""
+
 __version__ = "0.1.0"

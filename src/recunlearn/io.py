@@ -4,6 +4,7 @@ Every writer in the package goes through `atomic_path` (write to a temporary sib
 `atomic_dir` (build a temporary sibling directory, then rename it into place). Renames within one file system
 are atomic, so a reader (or Snakemake/DVC) sees either the old state or the complete new one.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -11,8 +12,9 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 
 def _umask() -> int:

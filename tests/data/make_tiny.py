@@ -4,6 +4,7 @@ Users and items fall into three communities; a user rates mostly items of its ow
 trained on it beats a popularity ranking and the tests can check learning, not just shapes. Run it to
 regenerate the committed file (the tiny config pins its sha256).
 """
+
 from pathlib import Path
 
 import numpy as np

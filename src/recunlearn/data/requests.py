@@ -8,8 +8,10 @@ names unknown users or items, lists pairs that are not training edges, or repeat
 Request ids name the protocol and its size, and are the file names:
 `random-0.01` (1% of training edges), `users-core-0.05` / `users-edge-0.05` / `users-random-0.05` (all edges of 5%
 of users: the most active, the least active, or uniformly chosen). Adversarial requests need a trained model and
-are produced by `recunlearn.models.adversarial`.
+are produced by `recunlearn.data.adversarial`. The protocols are described in docs/method.md, section
+"Requests used in evaluation".
 """
+
 from __future__ import annotations
 
 import zlib
@@ -18,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recunlearn.errors import RequestError
 from recunlearn.data.split import EDGE_HEADER, Split, write_edges
+from recunlearn.errors import RequestError
 
 RAW_HEADER = ("user", "item")
 MAX_EXAMPLES = 3
@@ -57,6 +59,13 @@ def choose_users(train: np.ndarray, n_users: int, kind: str, fraction: float, rn
     """Users with at least one training edge: the most active ('core'), least active ('edge') or random ones.
 
     Ties in activity are broken by a seeded random key, so the choice is reproducible and unbiased by id order.
+
+    Args:
+        train: (E, 2) training edges (they define activity).
+        n_users: number of users.
+        kind: "core", "edge" or "random".
+        fraction: share of the active users to choose (at least one).
+        rng: the request's own generator.
     """
     degree = np.bincount(train[:, 0], minlength=n_users)
     active = np.flatnonzero(degree > 0)
@@ -93,6 +102,7 @@ def write_request(path: Path, edges: np.ndarray) -> None:
 # Reading and validating request files
 # ---------------------------------------------------------------------------------------------------------------
 
+
 def _examples(rows) -> str:
     rows = list(rows)
     shown = [f"({u}, {i})" for u, i in rows[:MAX_EXAMPLES]]
@@ -110,8 +120,10 @@ def _read_table(path: Path) -> pd.DataFrame:
         raise RequestError(f"{path}: malformed request file ({str(exc).splitlines()[0]})") from None
     header = tuple(frame.columns)
     if header not in (RAW_HEADER, EDGE_HEADER):
-        raise RequestError(f"{path}: expected a tab-separated header 'user<TAB>item' (raw ids) or "
-                           f"'user_idx<TAB>item_idx' (internal ids), found {header}")
+        raise RequestError(
+            f"{path}: expected a tab-separated header 'user<TAB>item' (raw ids) or "
+            f"'user_idx<TAB>item_idx' (internal ids), found {header}"
+        )
     if len(frame) == 0:
         raise RequestError(f"{path}: the request is empty (a header but no pairs)")
     return frame
@@ -121,11 +133,17 @@ def _to_internal(frame: pd.DataFrame, split: Split, path: Path) -> np.ndarray:
     """Map the file's ids to internal ids, refusing unknown ones."""
     if tuple(frame.columns) == EDGE_HEADER:
         values = pd.DataFrame({c: pd.to_numeric(frame[c], errors="coerce") for c in EDGE_HEADER})
-        bad = values.isna().any(axis=1) | (values < 0).any(axis=1) | (values["user_idx"] >= split.n_users) | (
-            values["item_idx"] >= split.n_items)
+        bad = (
+            values.isna().any(axis=1)
+            | (values < 0).any(axis=1)
+            | (values["user_idx"] >= split.n_users)
+            | (values["item_idx"] >= split.n_items)
+        )
         if bad.any():
-            raise RequestError(f"{path}: {int(bad.sum())} pair(s) name unknown internal ids, e.g. "
-                               f"{_examples(frame[bad].itertuples(index=False))}")
+            raise RequestError(
+                f"{path}: {int(bad.sum())} pair(s) name unknown internal ids, e.g. "
+                f"{_examples(frame[bad].itertuples(index=False))}"
+            )
         return values.to_numpy(dtype=np.int64)
     users = pd.Index(split.user_ids.astype(str)).get_indexer(frame["user"])
     items = pd.Index(split.item_ids.astype(str)).get_indexer(frame["item"])
@@ -145,13 +163,16 @@ def validate_request(edges: np.ndarray, split: Split, path: Path, raw: pd.DataFr
     unique, counts = np.unique(keys, return_counts=True)
     if (counts > 1).any():
         dup = unique[counts > 1]
-        raise RequestError(f"{path}: {len(dup)} pair(s) listed more than once, e.g. "
-                           f"{_examples([_show(k, split) for k in dup])}")
+        raise RequestError(
+            f"{path}: {len(dup)} pair(s) listed more than once, e.g. {_examples([_show(k, split) for k in dup])}"
+        )
     train_keys = split.train[:, 0] * split.n_items + split.train[:, 1]
     missing = ~np.isin(keys, train_keys)
     if missing.any():
-        raise RequestError(f"{path}: {int(missing.sum())} pair(s) are not in the training set, e.g. "
-                           f"{_examples([_show(k, split) for k in keys[missing]])}")
+        raise RequestError(
+            f"{path}: {int(missing.sum())} pair(s) are not in the training set, e.g. "
+            f"{_examples([_show(k, split) for k in keys[missing]])}"
+        )
     order = np.lexsort((edges[:, 1], edges[:, 0]))
     return edges[order]
 

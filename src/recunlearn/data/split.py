@@ -4,6 +4,7 @@ A split folder holds `train.tsv`, `valid.tsv`, `test.tsv` (header `user_idx<TAB>
 `users.tsv` and `items.tsv` (header `idx<TAB>raw_id`) and `stats.json`. Everything downstream (training,
 requests, unlearning, evaluation) reads it through `load_split`, which checks the files are complete.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -1,10 +1,11 @@
 """Forgetting metrics: how far the deleted edges' scores moved, and whether they still look like training edges.
 
 Independent of any unlearning method: everything here takes final user/item embeddings or plain score arrays,
-so the same code measures UnlearnRec, every baseline and Retrain (the reference values). All of it is vectorised:
-the authors' code re-drew non-edges in a Python loop at every check, which dominated evaluation time.
+so the same code measures UnlearnRec, every baseline and Retrain (the reference values). All of it is vectorised,
+because the authors' per-check Python loop over non-edges dominated their evaluation time (docs/decisions.md,
+section "Evaluation").
 
-Conventions (method.md section 7):
+Conventions (docs/method.md, section "Metrics"):
 - a score is the inner product of the final user and item embeddings;
 - MI-BF = mean sigmoid(score before) / mean sigmoid(score after) over the deleted edges (> 1: scores fell);
 - MI-NG = mean sigmoid(non-edge score after) / mean sigmoid(deleted score after) (>= 1: deleted edges score no
@@ -13,15 +14,12 @@ Conventions (method.md section 7):
   indistinguishable; below 0.5 means deleted edges score *below* non-edges (Retrain on adversarial edges does
   this), so `df_auc_distance` = 0.5 + |Df-AUC - 0.5| is also reported for "how distinguishable at all".
 """
-from __future__ import annotations
 
-from typing import Sequence
+from __future__ import annotations
 
 import numpy as np
 import torch
 from scipy.stats import rankdata
-
-from recunlearn.graph.sampling import sample_non_edges
 
 __all__ = [
     "score_pairs",
@@ -83,8 +81,9 @@ def score_summary(scores) -> dict:
     return out
 
 
-def forgetting_metrics(scores_deleted_before, scores_deleted_after, scores_nonedges_after,
-                       scores_remaining_after=None) -> dict:
+def forgetting_metrics(
+    scores_deleted_before, scores_deleted_after, scores_nonedges_after, scores_remaining_after=None
+) -> dict:
     """All forgetting numbers of one unlearned model from score arrays (see the module docstring).
 
     `scores_deleted_before`: the original model's scores of the deleted edges (for MI-BF; may be None for a
@@ -124,7 +123,7 @@ class MembershipInferenceAttack:
         self.w = self.b = None
         self.mean = self.scale = None
 
-    def fit(self, member_scores, nonmember_scores) -> "MembershipInferenceAttack":
+    def fit(self, member_scores, nonmember_scores) -> MembershipInferenceAttack:
         m = np.asarray(member_scores, dtype=np.float64).ravel()
         nm = np.asarray(nonmember_scores, dtype=np.float64).ravel()
         if len(m) == 0 or len(nm) == 0:

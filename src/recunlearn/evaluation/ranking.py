@@ -2,12 +2,15 @@
 
 Why this shape: the original code ranked in Python loops per user; here users go in batches through one dense
 score matrix, masked positions get -inf, `torch.topk` picks the top k and hits are read from a dense boolean
-test matrix of the batch. ML-1M scale (6,040 x 3,706) takes a fraction of a second on 2 cores.
+test matrix of the batch, so evaluating every user is cheap enough to run at every check (timings in
+docs/decisions.md, section "Evaluation").
 
-Definitions (method.md section 7): every user with at least one test item is evaluated; Recall@k = hits in the
-top k / |test items of the user|; NDCG@k = DCG / IDCG with IDCG over min(|test items|, k) hits; both averaged
-over the evaluated users. A test item that is also masked can never be hit but still counts in |test items|.
+Definitions (docs/method.md, section "Metrics"): every user with at least one test item is evaluated;
+Recall@k = hits in the top k / |test items of the user|; NDCG@k = DCG / IDCG with IDCG over
+min(|test items|, k) hits; both averaged over the evaluated users. A test item that is also masked can never
+be hit but still counts in |test items|.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -31,12 +34,26 @@ def _rows_to_torch(m: sp.csr_matrix, device) -> tuple[torch.Tensor, torch.Tensor
 
 
 @torch.no_grad()
-def evaluate_ranking(user_emb: torch.Tensor, item_emb: torch.Tensor, mask_edges: np.ndarray,
-                     test_edges: np.ndarray, ks=(20,), batch_users: int = 2048) -> dict:
+def evaluate_ranking(
+    user_emb: torch.Tensor,
+    item_emb: torch.Tensor,
+    mask_edges: np.ndarray,
+    test_edges: np.ndarray,
+    ks=(20,),
+    batch_users: int = 2048,
+) -> dict:
     """Recall@k / NDCG@k for every k in `ks` ("recall@20", "ndcg@20", ...) plus "n_users" evaluated.
 
     Scores are user_emb @ item_emb.T (any device, any float dtype); (user, item) pairs in `mask_edges` score
     -inf. Returns plain floats.
+
+    Args:
+        user_emb: (n_users, d) final user embeddings.
+        item_emb: (n_items, d) final item embeddings, on the same device.
+        mask_edges: (E, 2) pairs never ranked (the training edges of the graph the model ran on).
+        test_edges: (E, 2) held-out pairs; users without one are not evaluated.
+        ks: cut-offs k.
+        batch_users: users scored per dense block (bounds memory at batch_users x n_items).
     """
     n_users, n_items = user_emb.shape[0], item_emb.shape[0]
     ks = sorted({int(k) for k in ks})
@@ -50,7 +67,7 @@ def evaluate_ranking(user_emb: torch.Tensor, item_emb: torch.Tensor, mask_edges:
     idcg_table = torch.cat([torch.zeros(1, device=device, dtype=torch.float64), discount.cumsum(0)])
     sums = {f"{m}@{k}": 0.0 for k in ks for m in ("recall", "ndcg")}
     for start in range(0, len(users), batch_users):
-        b = users[start:start + batch_users]
+        b = users[start : start + batch_users]
         scores = user_emb[torch.from_numpy(b).to(device)] @ item_emb.T
         r, c = _rows_to_torch(mask[b], device)
         scores[r, c] = -torch.inf
@@ -79,11 +96,17 @@ def popularity_scores(train_edges: np.ndarray, n_items: int) -> np.ndarray:
     return np.bincount(items, minlength=n_items).astype(np.float64)
 
 
-def evaluate_popularity(train_edges: np.ndarray, test_edges: np.ndarray, n_users: int, n_items: int,
-                        ks=(20,)) -> dict:
+def evaluate_popularity(train_edges: np.ndarray, test_edges: np.ndarray, n_users: int, n_items: int, ks=(20,)) -> dict:
     """The most-popular-items ranking for every user (training items masked): the floor a model must beat.
 
     Ties in popularity break towards the lower item id (a deterministic ranking), via a sub-unit offset.
+
+    Args:
+        train_edges: (E, 2) training pairs: they give the popularity and are masked.
+        test_edges: (E, 2) held-out pairs.
+        n_users: number of users.
+        n_items: number of items.
+        ks: cut-offs k.
     """
     pop = popularity_scores(train_edges, n_items) - np.arange(n_items) / (n_items + 1.0)
     user_emb = torch.ones(n_users, 1, dtype=torch.float64)

@@ -1,11 +1,13 @@
 """The bipartite user-item graph as a normalised sparse adjacency, and a fast propagation through it.
 
 Why a custom autograd function: every backbone (and the Influence Encoder) multiplies by the symmetric matrix
-Â = D^-1/2 A D^-1/2. Plain autograd through a CSR product transposes Â on every backward call, which measured
-about 3x slower per epoch on 2 cores. Because Â^T = Â, the backward can reuse Â itself.
+Â = D^-1/2 A D^-1/2, and because Â^T = Â the backward can reuse Â itself instead of transposing it on every call
+(the measured gain is in docs/decisions.md, section "Graph utilities and data").
 
-Node indices: user u is node u, item i is node n_users + i, N = n_users + n_items.
+Node indices: user u is node u, item i is node n_users + i, N = n_users + n_items (docs/method.md, section
+"The task").
 """
+
 from __future__ import annotations
 
 import warnings
@@ -43,9 +45,7 @@ def user_item_csr(edges: np.ndarray, n_users: int, n_items: int) -> sp.csr_matri
     membership tests (negative sampling, masking) search in.
     """
     edges = check_edges(edges, n_users, n_items)
-    m = sp.csr_matrix(
-        (np.ones(len(edges), dtype=np.float32), (edges[:, 0], edges[:, 1])), shape=(n_users, n_items)
-    )
+    m = sp.csr_matrix((np.ones(len(edges), dtype=np.float32), (edges[:, 0], edges[:, 1])), shape=(n_users, n_items))
     m.sum_duplicates()
     m.sort_indices()
     m.data[:] = 1.0
@@ -56,12 +56,15 @@ def normalized_adjacency(edges: np.ndarray, n_users: int, n_items: int, device="
     """D^-1/2 A D^-1/2 of the bipartite graph as an (N x N) float32 sparse CSR tensor on `device`.
 
     No self loops; duplicate edges count once; isolated nodes keep empty rows (their degree is treated as
-    infinite, so no NaN or inf appears). Vectorised through scipy: about 0.2 s at 1M edges.
+    infinite, so no NaN or inf appears). Vectorised through scipy, so rebuilding it per request is cheap.
     """
     r = user_item_csr(edges, n_users, n_items)
     n = n_users + n_items
-    a = sp.bmat([[None, r], [r.T, None]], format="csr", dtype=np.float32) if r.nnz else sp.csr_matrix(
-        (n, n), dtype=np.float32)
+    a = (
+        sp.bmat([[None, r], [r.T, None]], format="csr", dtype=np.float32)
+        if r.nnz
+        else sp.csr_matrix((n, n), dtype=np.float32)
+    )
     a = sp.csr_matrix(a, shape=(n, n))
     a.sort_indices()
     deg = np.diff(a.indptr).astype(np.float64)
@@ -125,7 +128,7 @@ class GraphContext:
             self.user_items = user_item_csr(self.edges, self.n_users, self.n_items)
 
     @classmethod
-    def from_edges(cls, edges: np.ndarray, n_users: int, n_items: int, device="cpu") -> "GraphContext":
+    def from_edges(cls, edges: np.ndarray, n_users: int, n_items: int, device="cpu") -> GraphContext:
         edges = check_edges(edges, n_users, n_items)
         return cls(
             n_users=n_users,

@@ -3,6 +3,7 @@
 Set operations go through one integer key per pair, `user * n_items + item` (unique and order-preserving for
 ids in range); this module is the only place that formula is written.
 """
+
 from __future__ import annotations
 
 import numpy as np

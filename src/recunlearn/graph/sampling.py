@@ -4,11 +4,12 @@ Why vectorised: the original code drew negatives in a Python loop per sample, wh
 Here a whole epoch's negatives are drawn at once and the ones that hit a training item of their user are redrawn
 (rejection sampling); membership is a binary search in the globally sorted keys user * n_items + item, which
 the row-sorted CSR of positives gives for free. Everything runs from one seeded numpy Generator, so an epoch is
-a deterministic function of the seed and the epoch order.
+a deterministic function of the seed and the epoch order (docs/method.md, section "Backbones").
 """
+
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -46,10 +47,27 @@ class BPRSampler:
 
     `exclude` (defaults to the edges themselves) is the set of (user, item) pairs a negative must avoid; the
     unlearning code may pass the full original positives while iterating over the remaining edges only.
+
+    Args:
+        edges: (E, 2) training pairs the epochs iterate over.
+        n_users: number of users (ids in [0, n_users)).
+        n_items: number of items (ids in [0, n_items)).
+        seed: seed of the one numpy Generator behind shuffling and negatives.
+        exclude: user x item CSR (sorted columns) of pairs no negative may hit; None: `edges` themselves.
+        max_rounds: rejection rounds before giving up with RuntimeError.
+
+    Raises DataError when a user of `edges` has every item excluded (no negative exists).
     """
 
-    def __init__(self, edges: np.ndarray, n_users: int, n_items: int, seed: int = 0,
-                 exclude: sp.csr_matrix | None = None, max_rounds: int = 1000):
+    def __init__(
+        self,
+        edges: np.ndarray,
+        n_users: int,
+        n_items: int,
+        seed: int = 0,
+        exclude: sp.csr_matrix | None = None,
+        max_rounds: int = 1000,
+    ):
         self.edges = check_edges(edges, n_users, n_items)
         self.n_users, self.n_items = n_users, n_items
         exclude = user_item_csr(self.edges, n_users, n_items) if exclude is None else exclude
@@ -88,14 +106,20 @@ class BPRSampler:
             yield torch.from_numpy(users[sl]), torch.from_numpy(pos[sl]), torch.from_numpy(neg[sl])
 
 
-def sample_non_edges(n_users: int, n_items: int, exclude_edges: Sequence[np.ndarray], n: int,
-                     seed: int) -> np.ndarray:
+def sample_non_edges(n_users: int, n_items: int, exclude_edges: Sequence[np.ndarray], n: int, seed: int) -> np.ndarray:
     """`n` uniformly random (user, item) pairs, none of which appears in any array of `exclude_edges`.
 
     Pairs are drawn with replacement (a pair may repeat), which keeps the distribution uniform over the free
     cells and works on dense tiny graphs. Rejection is vectorised: draw a block of candidate keys
     (user * n_items + item), drop the excluded ones by binary search in the sorted exclusion keys, repeat.
     Deterministic for a given seed. Raises ValueError if every pair is excluded.
+
+    Args:
+        n_users: number of users.
+        n_items: number of items.
+        exclude_edges: (E, 2) arrays of pairs to avoid (None or empty entries are skipped).
+        n: number of pairs to return (>= 0).
+        seed: seed of the draw.
     """
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")

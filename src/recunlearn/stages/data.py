@@ -1,4 +1,10 @@
-"""Data stages: fetch a dataset, split it, write the request sets and the popularity floor."""
+"""Data stages: fetch a dataset, split it, write the request sets and the popularity floor.
+
+Each function reads and writes the files of one pipeline step (paths from `recunlearn.pipeline.layout`) and leaves
+the work to the library in `recunlearn.data`, so the same code serves the CLI, Snakemake and DVC. What the steps
+produce is described in docs/method.md, sections "Datasets used by the paper" and "Requests used in evaluation".
+"""
+
 from __future__ import annotations
 
 import logging
@@ -41,8 +47,11 @@ def requests(cfg: dict, dataset: str) -> dict:
     for rid in request_ids(cfg["requests"]):
         edges = generate_request(split, rid, cfg["requests"]["seed"])
         write_request(Path(layout.request_file(cfg, dataset, rid)), edges)
-        summary[rid] = {"edges": int(len(edges)), "users": int(len(set(edges[:, 0].tolist()))),
-                        "fraction_of_train": float(len(edges) / len(split.train))}
+        summary[rid] = {
+            "edges": int(len(edges)),
+            "users": int(len(set(edges[:, 0].tolist()))),
+            "fraction_of_train": float(len(edges) / len(split.train)),
+        }
         log.info("request %s: %d edges", rid, len(edges))
     write_json(layout.request_summary(cfg, dataset), summary)
     return summary
@@ -55,8 +64,10 @@ def validate_request(cfg: dict, dataset: str, request_file: str) -> str:
 
     split = load_split(layout.split_dir(cfg, dataset))
     edges = load_request(request_file, split)
-    return (f"{request_file}: valid request of {len(edges)} training edges "
-            f"({len(set(edges[:, 0].tolist()))} users, {len(set(edges[:, 1].tolist()))} items)")
+    return (
+        f"{request_file}: valid request of {len(edges)} training edges "
+        f"({len(set(edges[:, 0].tolist()))} users, {len(set(edges[:, 1].tolist()))} items)"
+    )
 
 
 def popularity(cfg: dict, dataset: str) -> dict:

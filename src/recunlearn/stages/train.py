@@ -1,8 +1,10 @@
 """Train one backbone on one graph of the plan, evaluate it on the test split, and save checkpoint + metrics.
 
 Used for the original model, the model trained on the attacked graph, and Retrain on every remaining graph:
-the same code and settings, so Retrain's time and quality are a fair reference.
+the same code and settings, so Retrain's time and quality are a fair reference (docs/method.md, sections
+"The task" and "Backbones").
 """
+
 from __future__ import annotations
 
 import logging
@@ -10,21 +12,29 @@ from pathlib import Path
 
 import torch
 
-from recunlearn.pipeline import layout
+from recunlearn.backbones import build_backbone
+from recunlearn.backbones.checkpoint import data_fingerprint, save_checkpoint
+from recunlearn.backbones.trainer import train_backbone
 from recunlearn.evaluation.ranking import evaluate_ranking
+from recunlearn.io import write_json
+from recunlearn.pipeline import layout
 from recunlearn.stages._graphs import load_graph
 from recunlearn.stages._runtime import configure_torch
-from recunlearn.io import write_json
-from recunlearn.backbones.checkpoint import data_fingerprint, save_checkpoint
-from recunlearn.backbones import build_backbone
-from recunlearn.backbones.trainer import train_backbone
 
 log = logging.getLogger(__name__)
 
 
 @torch.no_grad()
 def test_metrics(backbone, train_edges, test_edges, ks, device) -> dict:
-    """Full-ranking test metrics of a backbone on the graph it was trained on (its training items masked)."""
+    """Full-ranking test metrics of a backbone on the graph it was trained on (its training items masked).
+
+    Args:
+        backbone: the trained model.
+        train_edges: (E, 2) the graph it runs on; these pairs are masked.
+        test_edges: (E, 2) test pairs.
+        ks: cut-offs k.
+        device: where the propagation and ranking run.
+    """
     from recunlearn.graph.adjacency import normalized_adjacency
 
     adj = normalized_adjacency(train_edges, backbone.n_users, backbone.n_items, device)
@@ -33,30 +43,70 @@ def test_metrics(backbone, train_edges, test_edges, ks, device) -> dict:
 
 
 def train_model(cfg: dict, dataset: str, backbone_name: str, seed: int, kind: str) -> dict:
-    """Train, evaluate and save the model `kind` ('original', 'attacked', 'retrain/<request>'); return metrics."""
+    """Train, evaluate and save the model `kind` ('original', 'attacked', 'retrain/<request>'); return metrics.
+
+    Args:
+        cfg: the validated configuration (backbone settings, `train` section, threads, device).
+        dataset: dataset name.
+        backbone_name: backbone registry name.
+        seed: training seed (initialisation, sampling).
+        kind: which graph of the plan to train on.
+
+    Writes the checkpoint, metrics.json and the training curve of that model.
+    """
     device = configure_torch(cfg)
     split, train_edges = load_graph(cfg, dataset, backbone_name, seed, kind)
     settings = cfg["backbone_settings"][backbone_name]
     backbone = build_backbone(backbone_name, split.n_users, split.n_items, settings, seed=seed)
     t = cfg["train"]
-    result = train_backbone(backbone, train_edges, split.valid, split.n_users, split.n_items, lr=t["lr"],
-                            batch_size=t["batch_size"], epochs=t["max_epochs"], patience=t["patience"],
-                            eval_every=t["eval_every"], ks=t["ks"], seed=seed, device=device,
-                            progress=True)
+    result = train_backbone(
+        backbone,
+        train_edges,
+        split.valid,
+        split.n_users,
+        split.n_items,
+        lr=t["lr"],
+        batch_size=t["batch_size"],
+        epochs=t["max_epochs"],
+        patience=t["patience"],
+        eval_every=t["eval_every"],
+        ks=t["ks"],
+        seed=seed,
+        device=device,
+        progress=True,
+    )
     metrics = {
-        "kind": kind, "backbone": backbone_name, "readout": backbone.readout, "seed": seed,
-        "train_edges": int(len(train_edges)), "best_epoch": result.best_epoch,
-        "epochs_run": len(result.history), "train_seconds": result.train_seconds,
+        "kind": kind,
+        "backbone": backbone_name,
+        "readout": backbone.readout,
+        "seed": seed,
+        "train_edges": int(len(train_edges)),
+        "best_epoch": result.best_epoch,
+        "epochs_run": len(result.history),
+        "train_seconds": result.train_seconds,
         "valid": result.best_valid,
         "test": test_metrics(backbone, train_edges, split.test, t["ks"], device),
     }
-    meta = {"config": {k: v for k, v in cfg.items() if not k.startswith("_")}, "dataset": dataset, "kind": kind,
-            "data_fingerprint": data_fingerprint(train_edges), "metrics": metrics, "history": result.history}
+    meta = {
+        "config": {k: v for k, v in cfg.items() if not k.startswith("_")},
+        "dataset": dataset,
+        "kind": kind,
+        "data_fingerprint": data_fingerprint(train_edges),
+        "metrics": metrics,
+        "history": result.history,
+    }
     save_checkpoint(layout.checkpoint(cfg, dataset, backbone_name, seed, kind), backbone, meta)
     write_json(layout.model_metrics(cfg, dataset, backbone_name, seed, kind), metrics)
     write_history(layout.training_history(cfg, dataset, backbone_name, seed, kind), result.history)
-    log.info("%s %s seed %d: test %s in %.1f s (%d epochs)", backbone_name, kind, seed, metrics["test"],
-             result.train_seconds, len(result.history))
+    log.info(
+        "%s %s seed %d: test %s in %.1f s (%d epochs)",
+        backbone_name,
+        kind,
+        seed,
+        metrics["test"],
+        result.train_seconds,
+        len(result.history),
+    )
     return metrics
 
 
@@ -72,23 +122,30 @@ def write_history(path: str, history: list[dict]) -> None:
 
 def make_adversarial(cfg: dict, dataset: str, backbone_name: str, seed: int) -> dict:
     """Inject the noise edges chosen with the clean (original) model; write the request and the attacked set."""
+    from recunlearn.backbones.checkpoint import load_checkpoint
+    from recunlearn.data.adversarial import adversarial_edges, attacked_training_set
     from recunlearn.data.split import write_edges
     from recunlearn.pipeline.kinds import adversarial_id
-    from recunlearn.data.adversarial import adversarial_edges, attacked_training_set
-    from recunlearn.backbones.checkpoint import load_checkpoint
 
     device = configure_torch(cfg)
     split, _ = load_graph(cfg, dataset, backbone_name, seed, "original")
     backbone, _ = load_checkpoint(layout.checkpoint(cfg, dataset, backbone_name, seed, "original"), device)
     ratio = cfg["requests"]["adversarial"]["ratio"]
-    injected = adversarial_edges(backbone, split.train, split.valid, split.test, ratio,
-                                 seed=cfg["requests"]["seed"] + seed, device=device)
+    injected = adversarial_edges(
+        backbone, split.train, split.valid, split.test, ratio, seed=cfg["requests"]["seed"] + seed, device=device
+    )
     request_id = adversarial_id(ratio)
     write_edges(Path(layout.request_path(cfg, dataset, backbone_name, seed, request_id)), injected)
-    write_edges(Path(layout.attacked_train(cfg, dataset, backbone_name, seed)),
-                attacked_training_set(split.train, injected, split.n_items))
-    summary = {"request_id": request_id, "ratio": ratio, "injected_edges": int(len(injected)),
-               "users_touched": int(len(set(injected[:, 0].tolist()))),
-               "items_touched": int(len(set(injected[:, 1].tolist())))}
+    write_edges(
+        Path(layout.attacked_train(cfg, dataset, backbone_name, seed)),
+        attacked_training_set(split.train, injected, split.n_items),
+    )
+    summary = {
+        "request_id": request_id,
+        "ratio": ratio,
+        "injected_edges": int(len(injected)),
+        "users_touched": int(len(set(injected[:, 0].tolist()))),
+        "items_touched": int(len(set(injected[:, 1].tolist()))),
+    }
     write_json(layout.adversarial_summary(cfg, dataset, backbone_name, seed), summary)
     return summary

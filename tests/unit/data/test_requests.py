@@ -1,4 +1,5 @@
 """Request sets: generation per protocol, and validation of request files a user brings."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,8 +14,14 @@ from recunlearn.errors import RequestError
 def split():
     rng = np.random.default_rng(1)
     n = 1500
-    data = pd.DataFrame({"user": (rng.zipf(1.6, n) % 50 + 1).astype(str), "item": rng.integers(1, 40, n).astype(str),
-                         "rating": 1.0, "timestamp": 0})
+    data = pd.DataFrame(
+        {
+            "user": (rng.zipf(1.6, n) % 50 + 1).astype(str),
+            "item": rng.integers(1, 40, n).astype(str),
+            "rating": 1.0,
+            "timestamp": 0,
+        }
+    )
     settings = {"rating_threshold": None, "kcore": 0, "ratios": {"train": 0.8, "valid": 0.1, "test": 0.1}, "seed": 0}
     parts, users, items, _ = build_split(data, settings, "x")
     return Split(len(users), len(items), parts["train"], parts["valid"], parts["test"], users, items)
@@ -66,10 +73,13 @@ def test_valid_raw_and_internal_requests_round_trip(split, tmp_path):
     assert np.array_equal(load_request(tmp_path / "internal.tsv", split), split.train[:5])
 
 
-@pytest.mark.parametrize("rows, message", [
-    ([("999999", "1")], "unknown user(s) 999999"),
-    ([("USER", "nope")], "unknown item(s) nope"),
-])
+@pytest.mark.parametrize(
+    "rows, message",
+    [
+        ([("999999", "1")], "unknown user(s) 999999"),
+        ([("USER", "nope")], "unknown item(s) nope"),
+    ],
+)
 def test_unknown_ids_are_named(split, tmp_path, rows, message):
     rows = [(split.user_ids[0] if u == "USER" else u, i) for u, i in rows]
     with pytest.raises(RequestError, match=r"req.tsv: .*" + message.replace("(", r"\(").replace(")", r"\)")):
@@ -78,8 +88,9 @@ def test_unknown_ids_are_named(split, tmp_path, rows, message):
 
 def test_pair_not_in_training_set(split, tmp_path):
     train = keys(split.train, split)
-    user, item = next((u, i) for u in range(split.n_users) for i in range(split.n_items)
-                      if u * split.n_items + i not in train)
+    user, item = next(
+        (u, i) for u in range(split.n_users) for i in range(split.n_items) if u * split.n_items + i not in train
+    )
     with pytest.raises(RequestError, match=r"req.tsv: 1 pair\(s\) are not in the training set"):
         load_request(raw_request(tmp_path, [(split.user_ids[user], split.item_ids[item])]), split)
 

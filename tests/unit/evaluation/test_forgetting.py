@@ -1,4 +1,5 @@
 """Forgetting metrics on hand-made score arrays, the non-edge sampler and the membership-inference attack."""
+
 import itertools
 
 import numpy as np
@@ -9,10 +10,10 @@ from recunlearn.evaluation.forgetting import (
     MembershipInferenceAttack,
     forgetting_metrics,
     rank_auc,
-    sample_non_edges,
     score_pairs,
     sigmoid,
 )
+from recunlearn.graph.sampling import sample_non_edges
 
 
 def pairwise_auc(pos, neg):

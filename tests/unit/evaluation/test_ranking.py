@@ -1,4 +1,5 @@
 """Full-ranking Recall/NDCG against a plain per-user reference written here with loops and sets."""
+
 import math
 
 import numpy as np
@@ -80,6 +81,7 @@ def test_popularity_baseline():
     recall, ndcg, _ = reference(scores, train.tolist(), test.tolist(), 5)
     assert got["recall@5"] == pytest.approx(recall) and got["ndcg@5"] == pytest.approx(ndcg)
     g = torch.Generator().manual_seed(0)
-    rand = evaluate_ranking(torch.randn(N_USERS, 4, generator=g), torch.randn(N_ITEMS, 4, generator=g),
-                            train, test, ks=(5,))
+    rand = evaluate_ranking(
+        torch.randn(N_USERS, 4, generator=g), torch.randn(N_ITEMS, 4, generator=g), train, test, ks=(5,)
+    )
     assert got["recall@5"] > rand["recall@5"]

@@ -1,10 +1,11 @@
 """Normalised adjacency and propagation against torch_geometric's LightGCN, and the custom backward."""
+
 import numpy as np
 import pytest
 import torch
 
-from recunlearn.errors import DataError
 from recunlearn.backbones import build_backbone
+from recunlearn.errors import DataError
 from recunlearn.graph.adjacency import GraphContext, normalized_adjacency, propagate
 
 N_USERS, N_ITEMS = 7, 9
@@ -39,8 +40,10 @@ def test_adjacency_matches_definition_and_isolated_rows_are_zero():
 def test_duplicate_edges_count_once_and_bad_ids_raise():
     edges = tiny_edges()
     twice = np.concatenate([edges, edges[:3]])
-    assert torch.equal(normalized_adjacency(twice, N_USERS, N_ITEMS).to_dense(),
-                       normalized_adjacency(edges, N_USERS, N_ITEMS).to_dense())
+    assert torch.equal(
+        normalized_adjacency(twice, N_USERS, N_ITEMS).to_dense(),
+        normalized_adjacency(edges, N_USERS, N_ITEMS).to_dense(),
+    )
     with pytest.raises(DataError):
         normalized_adjacency(np.array([[0, N_ITEMS]]), N_USERS, N_ITEMS)
 
@@ -84,8 +87,7 @@ def test_custom_backward_equals_dense_autograd():
 
 def test_dropped_adjacency_is_renormalised_and_seeded():
     ctx = GraphContext.from_edges(tiny_edges(4, 40), N_USERS, N_ITEMS)
-    assert torch.allclose(ctx.dropped_adjacency(1.0, torch.Generator().manual_seed(0)).to_dense(),
-                          ctx.adj.to_dense())
+    assert torch.allclose(ctx.dropped_adjacency(1.0, torch.Generator().manual_seed(0)).to_dense(), ctx.adj.to_dense())
     d1 = ctx.dropped_adjacency(0.5, torch.Generator().manual_seed(0)).to_dense()
     d2 = ctx.dropped_adjacency(0.5, torch.Generator().manual_seed(0)).to_dense()
     assert torch.equal(d1, d2) and torch.equal(d1, d1.T)
