@@ -286,3 +286,44 @@ def test_help_forget_and_validate_request_import_without_the_workflow_extra():
         == "ModuleNotFoundError: No module named 'matplotlib' (workflow extra not installed)"
     ), proc.stderr
     assert proc.stderr.count("Traceback") == 1 and f"line {len(code.splitlines())}" in proc.stderr, proc.stderr
+
+
+# `user * n_items + item` written out (any spelling of the item count), outside the one module that owns it
+EDGE_KEY = r"\*\s*(np\.int64\()?\s*[\w.]*n_items\)?\s*\+"
+
+
+def _edge_key_sites(text: str) -> list[str]:
+    import re
+
+    code = [line.split("#", 1)[0] for line in text.splitlines()]
+    return [line.strip() for line in code if re.search(EDGE_KEY, line) and '"' not in line and "`" not in line]
+
+
+def test_the_edge_key_scan_finds_a_written_out_key():
+    assert _edge_key_sites("    keys = edges[:, 0] * np.int64(o.n_items) + edges[:, 1]\n")
+    assert _edge_key_sites("    q = users * split.n_items + items\n")
+    assert not _edge_key_sites("    keys = edge_keys(edges, n_items)\n")
+
+
+def test_only_graph_edges_writes_the_edge_key_formula():
+    owner = SRC / PACKAGE / "graph" / "edges.py"
+    sites = {}
+    for path in sorted((SRC / PACKAGE).rglob("*.py")):
+        if path != owner:
+            found = _edge_key_sites(_without_docstrings(path.read_text()))
+            if found:
+                sites[str(path.relative_to(ROOT))] = found
+    assert sites == {}
+
+
+def _without_docstrings(text: str) -> str:
+    tree = ast.parse(text)
+    lines = text.splitlines()
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr):
+            value = body[0].value
+            if isinstance(value, ast.Constant) and isinstance(value.value, str):
+                for n in range(body[0].lineno - 1, body[0].end_lineno):
+                    lines[n] = ""
+    return "\n".join(lines)

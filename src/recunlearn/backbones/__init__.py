@@ -20,7 +20,16 @@ BACKBONES: dict[str, type[Backbone]] = {cls.name: cls for cls in (LightGCN, SGL,
 def build_backbone(name: str, n_users: int, n_items: int, settings: dict | None = None, seed: int = 0) -> Backbone:
     """Instantiate a backbone by name. `settings` (the config's `backbone_settings.<name>`, or any overrides of
     its fragment's defaults) are completed and validated from `schemas/backbones/<name>.yaml`; a bad one raises
-    ConfigError naming `backbone_settings.<name>.<key>`."""
+    ConfigError naming `backbone_settings.<name>.<key>`.
+
+    Args:
+        name: registry name of the backbone, a key of `BACKBONES` ("lightgcn", "sgl", "simgcl").
+        n_users: number of users (the first n_users rows of E0).
+        n_items: number of items (the rows of E0 after the users).
+        settings: the backbone's settings or overrides of its fragment's defaults; None: all defaults. A "seed"
+            key, if present, must equal `seed`.
+        seed: seed of the backbone (E0 initialisation and, for SGL/SimGCL, the fallback view/noise generators).
+    """
     if name not in BACKBONES:
         raise ValueError(f"unknown backbone {name!r}; available: {', '.join(sorted(BACKBONES))}")
     settings = dict(settings or {})

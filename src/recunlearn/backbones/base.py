@@ -153,6 +153,16 @@ class Backbone(nn.Module):
         L2 = l2 * 0.5 * ||rows of e0 used by the batch||^2 / batch size (the LightGCN convention: it acts on the
         initial embeddings, not on the propagated ones). Pass `final` = self.propagate(e0, ctx.adj) if the caller
         already has it (e.g. for extra loss terms), so a step costs one main propagation.
+
+        Args:
+            e0: (n_users + n_items, dim) initial table the loss is computed from (need not be `self.embedding`).
+            ctx: the training graph; its `adj` is propagated over and SSL views are drawn from it.
+            users: (B,) user ids of the batch.
+            pos: (B,) item ids (0-based, not offset by n_users) of each user's positive.
+            neg: (B,) item ids of each user's sampled negative.
+            final: (n_users + n_items, dim) `self.propagate(e0, ctx.adj)` if already computed; None: computed here.
+
+        Returns the total loss (a scalar tensor) and its parts as floats ("bpr", "l2", "ssl" if any, "loss").
         """
         if final is None:
             final = self.propagate(e0, ctx.adj)

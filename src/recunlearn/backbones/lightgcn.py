@@ -14,7 +14,17 @@ class LightGCN(Backbone):
     name = "lightgcn"
 
     def __init__(self, n_users: int, n_items: int, *, dim: int, layers: int, l2: float, readout: str, seed: int):
-        """Args as `Backbone`, plus readout: see `schemas/backbones/lightgcn.yaml`."""
+        """Settings as in `schemas/backbones/lightgcn.yaml`.
+
+        Args:
+            n_users: number of users (rows 0..n_users-1 of E0).
+            n_items: number of items (the rows after the users).
+            dim: embedding width.
+            layers: propagation steps L.
+            l2: weight of the L2 penalty on the batch's rows of E0.
+            readout: how layers 0..L combine, "sum" (the authors' code) or "mean" (the LightGCN paper).
+            seed: seed of the Xavier initialisation of E0.
+        """
         if readout not in ("sum", "mean"):
             raise ValueError(f"lightgcn readout must be 'sum' or 'mean' (of {READOUTS}), got {readout!r}")
         super().__init__(n_users, n_items, dim=dim, layers=layers, l2=l2, seed=seed)

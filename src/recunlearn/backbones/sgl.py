@@ -31,7 +31,19 @@ class SGL(Backbone):
         tau: float,
         seed: int,
     ):
-        """Args as `Backbone`, plus keep, ssl_weight, tau: see `schemas/backbones/sgl.yaml`."""
+        """Settings as in `schemas/backbones/sgl.yaml`.
+
+        Args:
+            n_users: number of users (rows 0..n_users-1 of E0).
+            n_items: number of items (the rows after the users).
+            dim: embedding width.
+            layers: propagation steps L.
+            l2: weight of the L2 penalty on the batch's rows of E0.
+            keep: probability in (0, 1] that an edge survives in each dropped view.
+            ssl_weight: weight of the InfoNCE term in the training loss.
+            tau: InfoNCE temperature (> 0).
+            seed: seed of the Xavier initialisation of E0; seed + 1 seeds the fallback view generator.
+        """
         super().__init__(n_users, n_items, dim=dim, layers=layers, l2=l2, seed=seed)
         self.keep, self.ssl_weight, self.tau = keep, ssl_weight, tau
         self.settings = {"keep": keep, "ssl_weight": ssl_weight, "tau": tau}

@@ -31,7 +31,19 @@ class SimGCL(Backbone):
         tau: float,
         seed: int,
     ):
-        """Args as `Backbone`, plus eps, ssl_weight, tau: see `schemas/backbones/simgcl.yaml`."""
+        """Settings as in `schemas/backbones/simgcl.yaml`.
+
+        Args:
+            n_users: number of users (rows 0..n_users-1 of E0).
+            n_items: number of items (the rows after the users).
+            dim: embedding width.
+            layers: propagation steps L.
+            l2: weight of the L2 penalty on the batch's rows of E0.
+            eps: norm of the noise added to each row at every layer of a view.
+            ssl_weight: weight of the InfoNCE term in the training loss.
+            tau: InfoNCE temperature (> 0).
+            seed: seed of the Xavier initialisation of E0; seed + 1 seeds the noise until the first epoch reseeds it.
+        """
         super().__init__(n_users, n_items, dim=dim, layers=layers, l2=l2, seed=seed)
         self.eps, self.ssl_weight, self.tau = eps, ssl_weight, tau
         self.settings = {"eps": eps, "ssl_weight": ssl_weight, "tau": tau}

@@ -22,6 +22,7 @@ import pandas as pd
 
 from recunlearn.data.split import EDGE_HEADER, Split, write_edges
 from recunlearn.errors import RequestError
+from recunlearn.graph.edges import edge_keys, from_keys
 
 RAW_HEADER = ("user", "item")
 MAX_EXAMPLES = 3
@@ -159,14 +160,14 @@ def _to_internal(frame: pd.DataFrame, split: Split, path: Path) -> np.ndarray:
 
 def validate_request(edges: np.ndarray, split: Split, path: Path, raw: pd.DataFrame | None = None) -> np.ndarray:
     """Refuse duplicates and pairs that are not training edges; return the edges sorted."""
-    keys = edges[:, 0] * split.n_items + edges[:, 1]
+    keys = edge_keys(edges, split.n_items)
     unique, counts = np.unique(keys, return_counts=True)
     if (counts > 1).any():
         dup = unique[counts > 1]
         raise RequestError(
             f"{path}: {len(dup)} pair(s) listed more than once, e.g. {_examples([_show(k, split) for k in dup])}"
         )
-    train_keys = split.train[:, 0] * split.n_items + split.train[:, 1]
+    train_keys = edge_keys(split.train, split.n_items)
     missing = ~np.isin(keys, train_keys)
     if missing.any():
         raise RequestError(
@@ -179,7 +180,7 @@ def validate_request(edges: np.ndarray, split: Split, path: Path, raw: pd.DataFr
 
 def _show(key: int, split: Split) -> tuple[str, str]:
     """A pair as raw ids, for messages a user can act on."""
-    user, item = divmod(int(key), split.n_items)
+    user, item = from_keys([key], split.n_items)[0]
     return split.user_ids[user], split.item_ids[item]
 
 

@@ -119,19 +119,54 @@ def run_dir(cfg: dict, dataset: str, backbone: str, seed: int) -> str:
 
 
 def model_dir(cfg: dict, dataset: str, backbone: str, seed: int, kind: str) -> str:
-    """kind: 'original', 'attacked' or 'retrain/<request id>'."""
+    """Folder of one trained model: <results>/<dataset>/<backbone>/seed<seed>/<kind>.
+
+    Args:
+        cfg: the validated configuration; only its `results_dir` (the results folder) is read.
+        dataset: dataset name.
+        backbone: backbone registry name.
+        seed: training seed of the run (the `seed<seed>` folder).
+        kind: trained model, 'original', 'attacked' or 'retrain/<request id>' (holds a slash).
+    """
     return _fill(MODEL_DIR, cfg, dataset=dataset, backbone=backbone, seed=seed, kind=kind)
 
 
 def checkpoint(cfg: dict, dataset: str, backbone: str, seed: int, kind: str) -> str:
+    """The saved weights of a trained model: <model_dir>/model.pt.
+
+    Args:
+        cfg: the validated configuration; only its `results_dir` (the results folder) is read.
+        dataset: dataset name.
+        backbone: backbone registry name.
+        seed: training seed of the run (the `seed<seed>` folder).
+        kind: trained model, 'original', 'attacked' or 'retrain/<request id>' (holds a slash).
+    """
     return _fill(CHECKPOINT, cfg, dataset=dataset, backbone=backbone, seed=seed, kind=kind)
 
 
 def model_metrics(cfg: dict, dataset: str, backbone: str, seed: int, kind: str) -> str:
+    """The test metrics of a trained model: <model_dir>/metrics.json.
+
+    Args:
+        cfg: the validated configuration; only its `results_dir` (the results folder) is read.
+        dataset: dataset name.
+        backbone: backbone registry name.
+        seed: training seed of the run (the `seed<seed>` folder).
+        kind: trained model, 'original', 'attacked' or 'retrain/<request id>' (holds a slash).
+    """
     return _fill(MODEL_METRICS, cfg, dataset=dataset, backbone=backbone, seed=seed, kind=kind)
 
 
 def training_history(cfg: dict, dataset: str, backbone: str, seed: int, kind: str) -> str:
+    """The per-epoch training curve of a trained model: <model_dir>/history.csv.
+
+    Args:
+        cfg: the validated configuration; only its `results_dir` (the results folder) is read.
+        dataset: dataset name.
+        backbone: backbone registry name.
+        seed: training seed of the run (the `seed<seed>` folder).
+        kind: trained model, 'original', 'attacked' or 'retrain/<request id>' (holds a slash).
+    """
     return _fill(TRAINING_HISTORY, cfg, dataset=dataset, backbone=backbone, seed=seed, kind=kind)
 
 
@@ -144,7 +179,15 @@ def attacked_train(cfg: dict, dataset: str, backbone: str, seed: int) -> str:
 
 
 def request_path(cfg: dict, dataset: str, backbone: str, seed: int, request_id: str) -> str:
-    """Adversarial requests depend on the trained model; the others only on the split."""
+    """Adversarial requests depend on the trained model; the others only on the split.
+
+    Args:
+        cfg: the validated configuration; only its `results_dir` (the results folder) is read.
+        dataset: dataset name.
+        backbone: backbone registry name (used only for adversarial requests).
+        seed: training seed of the run (used only for adversarial requests).
+        request_id: id of the deletion request; an 'adversarial-' prefix selects the run's adversarial folder.
+    """
     if request_id.startswith("adversarial-"):
         return _fill(ADVERSARIAL_REQUEST, cfg, dataset=dataset, backbone=backbone, seed=seed, request=request_id)
     return request_file(cfg, dataset, request_id)
@@ -159,28 +202,86 @@ def popularity_metrics(cfg: dict, dataset: str) -> str:
 
 
 def prepared_dir(cfg: dict, dataset: str, backbone: str, seed: int, kind: str, method: str) -> str:
-    """One-off preparation of a method (IE pre-training, SISA shards) for a trained model kind."""
+    """One-off preparation of a method (IE pre-training, SISA shards) for a trained model kind.
+
+    Args:
+        cfg: the validated configuration; only its `results_dir` (the results folder) is read.
+        dataset: dataset name.
+        backbone: backbone registry name.
+        seed: training seed of the run (the `seed<seed>` folder).
+        kind: the trained model prepared for, 'original', 'attacked' or 'retrain/<request id>'.
+        method: registered unlearning method name.
+    """
     return _fill(PREPARED_DIR, cfg, dataset=dataset, backbone=backbone, seed=seed, kind=kind, method=method)
 
 
 def prepared_state(cfg: dict, dataset: str, backbone: str, seed: int, kind: str, method: str) -> str:
+    """The saved state of a method's preparation: <prepared_dir>/state.pt.
+
+    Args:
+        cfg: the validated configuration; only its `results_dir` (the results folder) is read.
+        dataset: dataset name.
+        backbone: backbone registry name.
+        seed: training seed of the run (the `seed<seed>` folder).
+        kind: trained model, 'original', 'attacked' or 'retrain/<request id>' (holds a slash).
+        method: registered unlearning method name.
+    """
     return _fill(PREPARED_STATE, cfg, dataset=dataset, backbone=backbone, seed=seed, kind=kind, method=method)
 
 
 def prepared_report(cfg: dict, dataset: str, backbone: str, seed: int, kind: str, method: str) -> str:
+    """The report of a method's preparation (its cost in 'seconds', ...): <prepared_dir>/report.json.
+
+    Args:
+        cfg: the validated configuration; only its `results_dir` (the results folder) is read.
+        dataset: dataset name.
+        backbone: backbone registry name.
+        seed: training seed of the run (the `seed<seed>` folder).
+        kind: trained model, 'original', 'attacked' or 'retrain/<request id>' (holds a slash).
+        method: registered unlearning method name.
+    """
     return _fill(PREPARED_REPORT, cfg, dataset=dataset, backbone=backbone, seed=seed, kind=kind, method=method)
 
 
 def unlearn_dir(cfg: dict, dataset: str, backbone: str, seed: int, request_id: str, method: str) -> str:
-    """method: a registered unlearning method, or 'reference' for the Original and Retrain rows."""
+    """Folder of one unlearning run: <run_dir>/unlearn/<request id>/<method>.
+
+    Args:
+        cfg: the validated configuration; only its `results_dir` (the results folder) is read.
+        dataset: dataset name.
+        backbone: backbone registry name.
+        seed: training seed of the run (the `seed<seed>` folder).
+        request_id: id of the deletion request (an 'adversarial-' prefix marks a model-dependent one).
+        method: registered unlearning method name, or 'reference' for the Original and Retrain rows.
+    """
     return _fill(UNLEARN_DIR, cfg, dataset=dataset, backbone=backbone, seed=seed, request=request_id, method=method)
 
 
 def unlearn_metrics(cfg: dict, dataset: str, backbone: str, seed: int, request_id: str, method: str) -> str:
+    """The metrics of one unlearning run: <unlearn_dir>/metrics.json.
+
+    Args:
+        cfg: the validated configuration; only its `results_dir` (the results folder) is read.
+        dataset: dataset name.
+        backbone: backbone registry name.
+        seed: training seed of the run (the `seed<seed>` folder).
+        request_id: id of the deletion request (an 'adversarial-' prefix marks a model-dependent one).
+        method: registered unlearning method name, or 'reference' for the Original and Retrain rows.
+    """
     return _fill(UNLEARN_METRICS, cfg, dataset=dataset, backbone=backbone, seed=seed, request=request_id, method=method)
 
 
 def unlearn_scores(cfg: dict, dataset: str, backbone: str, seed: int, request_id: str, method: str) -> str:
+    """The saved scores of one unlearning run: <unlearn_dir>/scores.npz.
+
+    Args:
+        cfg: the validated configuration; only its `results_dir` (the results folder) is read.
+        dataset: dataset name.
+        backbone: backbone registry name.
+        seed: training seed of the run (the `seed<seed>` folder).
+        request_id: id of the deletion request (an 'adversarial-' prefix marks a model-dependent one).
+        method: registered unlearning method name, or 'reference' for the Original and Retrain rows.
+    """
     return _fill(UNLEARN_SCORES, cfg, dataset=dataset, backbone=backbone, seed=seed, request=request_id, method=method)
 
 

@@ -216,6 +216,16 @@ def model_code(backbone: str) -> list[str]:
 
 
 def _train_stage(cfg: dict, dataset: str, backbone: str, seed: int, kind: str, graph_deps: list[str]) -> Stage:
+    """The job that trains one model kind: writes its checkpoint, metrics and training curve.
+
+    Args:
+        cfg: the validated configuration (paths, CLI arguments, threads).
+        dataset: dataset name.
+        backbone: backbone registry name.
+        seed: training seed.
+        kind: model kind to train, 'original', 'attacked' or 'retrain/<request id>'.
+        graph_deps: the files its training graph is read from (split files, plus the attacked set or the request).
+    """
     return Stage(
         step="train",
         wildcards={"dataset": dataset, "backbone": backbone, "seed": seed, "kind": kind},
@@ -274,6 +284,15 @@ def method_code(cfg: dict, method: str, backbone: str) -> list[str]:
 
 
 def _graph_deps(cfg: dict, dataset: str, backbone: str, seed: int, kind: str) -> list[str]:
+    """The files a job using a trained model kind reads: the split, its checkpoint and, if attacked, the attacked set.
+
+    Args:
+        cfg: the validated configuration (for the paths).
+        dataset: dataset name.
+        backbone: backbone registry name.
+        seed: training seed of the run.
+        kind: trained model kind, 'original', 'attacked' or 'retrain/<request id>'.
+    """
     deps = [*layout.split_files(cfg, dataset), layout.checkpoint(cfg, dataset, backbone, seed, kind)]
     if kind == "attacked":
         deps.append(layout.attacked_train(cfg, dataset, backbone, seed))

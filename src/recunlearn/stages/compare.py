@@ -84,6 +84,17 @@ def model_name(method: str, variant: str) -> str:
 
 
 def _row(request_id: str, method: str, variant: str, seed: int, data: dict, values: dict, prep_seconds: float) -> dict:
+    """One row of the long table (the `LONG_COLUMNS`) for one variant of one job.
+
+    Args:
+        request_id: id of the request the job unlearned.
+        method: registered unlearning method name, or 'reference' for the Original and Retrain rows.
+        variant: name of the variant within that job's metrics.json (e.g. 'retrain', 'ie_ft').
+        seed: training seed of the run.
+        data: the job's whole metrics.json (gives `request_edges`).
+        values: that variant's metrics (utility, forgetting, score summaries, `seconds`).
+        prep_seconds: the method's one-off preparation cost in seconds (0.0 for none).
+    """
     return {
         "request": request_id,
         "model": model_name(method, variant),
@@ -112,7 +123,16 @@ def collect(
 ) -> pd.DataFrame:
     """Long table: one row per (request, model, seed), read from the metrics files the stages wrote.
 
-    `prepared` names the methods with a one-off preparation, whose report gives the `prep_seconds` column."""
+    `prepared` names the methods with a one-off preparation, whose report gives the `prep_seconds` column.
+
+    Args:
+        cfg: the validated configuration (for the paths and `seeds`).
+        dataset: dataset name.
+        backbone: backbone registry name.
+        request_ids: the evaluated request ids.
+        methods: the configured unlearning methods (the 'reference' rows are always read too).
+        prepared: names of the methods among them that have a preparation report.
+    """
     rows = []
     for seed in cfg["seeds"]:
         for rid in request_ids:
@@ -132,7 +152,15 @@ def score_summaries(cfg: dict, dataset: str, backbone: str, request_ids: list[st
 
     Returns `{"requests": {request: {seed: {"edges": [...], "models": {model: {set: {"n", "mean", "counts"}}}}}}}`
     with seeds as strings (JSON keys) and sets `deleted`, `remaining`, `non_edges`. The edges span the
-    `SCORE_RANGE` quantiles of all scores of that request and seed, so every model is drawn on the same bins."""
+    `SCORE_RANGE` quantiles of all scores of that request and seed, so every model is drawn on the same bins.
+
+    Args:
+        cfg: the validated configuration (for the paths and `seeds`).
+        dataset: dataset name.
+        backbone: backbone registry name.
+        request_ids: the evaluated request ids.
+        methods: the configured unlearning methods (the 'reference' scores are always read too).
+    """
     out: dict = {}
     for rid in request_ids:
         for seed in cfg["seeds"]:

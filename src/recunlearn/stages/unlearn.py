@@ -36,6 +36,15 @@ log = logging.getLogger(__name__)
 
 
 def load_original(cfg: dict, dataset: str, backbone: str, seed: int, kind: str) -> OriginalModel:
+    """A trained model, frozen, with the graph it was trained on, on the configured device.
+
+    Args:
+        cfg: the validated configuration (paths, threads, device, `train` and backbone settings).
+        dataset: dataset name.
+        backbone: backbone registry name.
+        seed: training seed of the run.
+        kind: trained model kind, 'original', 'attacked' or 'retrain/<request id>'.
+    """
     device = configure_torch(cfg)
     split, trained_on = load_graph(cfg, dataset, backbone, seed, kind)
     model, _ = load_checkpoint(layout.checkpoint(cfg, dataset, backbone, seed, kind), device)
@@ -50,7 +59,16 @@ def method_settings(cfg: dict, method: str) -> dict:
 
 
 def prepare(cfg: dict, dataset: str, backbone: str, seed: int, kind: str, method: str) -> dict:
-    """One-off preparation; the report's 'seconds' is the cost shown apart from per-request costs."""
+    """One-off preparation; the report's 'seconds' is the cost shown apart from per-request costs.
+
+    Args:
+        cfg: the validated configuration (paths, threads, device, `train` and backbone settings).
+        dataset: dataset name.
+        backbone: backbone registry name.
+        seed: training seed of the run.
+        kind: kind of the trained model to prepare for, 'original', 'attacked' or 'retrain/<request id>'.
+        method: registered unlearning method name (its settings are `method_settings.<method>`).
+    """
     original = load_original(cfg, dataset, backbone, seed, kind)
     runner = build_method(method, method_settings(cfg, method))
     state, report = runner.prepare(original)
@@ -96,7 +114,16 @@ def request_task(cfg: dict, dataset: str, backbone: str, seed: int, request_id: 
 
 
 def prepared_state(cfg: dict, dataset: str, backbone: str, seed: int, kind: str, method: str):
-    """The saved preparation of `method` for a model kind; a missing one is a RecUnlearnError saying what to run."""
+    """The saved preparation of `method` for a model kind; a missing one is a RecUnlearnError saying what to run.
+
+    Args:
+        cfg: the validated configuration (for the paths).
+        dataset: dataset name.
+        backbone: backbone registry name.
+        seed: training seed of the run.
+        kind: trained model kind, 'original', 'attacked' or 'retrain/<request id>'.
+        method: registered unlearning method name.
+    """
     path = Path(layout.prepared_state(cfg, dataset, backbone, seed, kind, method))
     if not path.is_file():
         raise RecUnlearnError(
@@ -107,13 +134,33 @@ def prepared_state(cfg: dict, dataset: str, backbone: str, seed: int, kind: str,
 
 
 def _reference(cfg: dict, dataset: str, backbone: str, seed: int, request_id: str):
-    """`request_task` of a planned request, read from the file its requests (or adversarial) stage wrote."""
+    """`request_task` of a planned request, read from the file its requests (or adversarial) stage wrote.
+
+    Args:
+        cfg: the validated configuration (paths, threads, device, `train` and backbone settings).
+        dataset: dataset name.
+        backbone: backbone registry name.
+        seed: training seed of the run.
+        request_id: id of a planned request; its prefix picks the model unlearned from (`original_kind`).
+    """
     split = load_split(layout.split_dir(cfg, dataset))
     request = read_edges(Path(layout.request_path(cfg, dataset, backbone, seed, request_id)))
     return request_task(cfg, dataset, backbone, seed, request_id, split, request)
 
 
 def _write(cfg, dataset, backbone, seed, request_id, method, rows: dict, scores: dict) -> None:
+    """Write one request's metrics.json (every variant's row) and scores.npz (arrays named <variant>__<set>).
+
+    Args:
+        cfg: the validated configuration (for the paths).
+        dataset: dataset name.
+        backbone: backbone registry name.
+        seed: training seed of the run.
+        request_id: id of the request evaluated.
+        method: registered unlearning method name, or 'reference' for the Original and Retrain rows.
+        rows: variant name -> JSON-ready row (metrics, seconds, timings, info, request_edges).
+        scores: variant name -> {'deleted', 'non_edges', 'remaining'} -> score array of those pairs.
+    """
     write_json(
         layout.unlearn_metrics(cfg, dataset, backbone, seed, request_id, method),
         {
@@ -131,7 +178,16 @@ def _write(cfg, dataset, backbone, seed, request_id, method, rows: dict, scores:
 
 
 def unlearn(cfg: dict, dataset: str, backbone: str, seed: int, request_id: str, method: str) -> dict:
-    """Run one method on one request; evaluate and write each variant it returns."""
+    """Run one method on one request; evaluate and write each variant it returns.
+
+    Args:
+        cfg: the validated configuration (paths, threads, device, `train` and backbone settings).
+        dataset: dataset name.
+        backbone: backbone registry name.
+        seed: training seed of the run.
+        request_id: id of a planned request; its prefix picks the model unlearned from (`original_kind`).
+        method: registered unlearning method name (its settings are `method_settings.<method>`).
+    """
     original, task, ref, _ = _reference(cfg, dataset, backbone, seed, request_id)
     runner = build_method(method, method_settings(cfg, method))
     state = None
@@ -162,7 +218,15 @@ def unlearn(cfg: dict, dataset: str, backbone: str, seed: int, request_id: str, 
 
 
 def references(cfg: dict, dataset: str, backbone: str, seed: int, request_id: str) -> dict:
-    """Evaluate the Original model and Retrain on one request, with their training times."""
+    """Evaluate the Original model and Retrain on one request, with their training times.
+
+    Args:
+        cfg: the validated configuration (paths, threads, device, `train` and backbone settings).
+        dataset: dataset name.
+        backbone: backbone registry name.
+        seed: training seed of the run.
+        request_id: id of a planned request; picks the Original (`original_kind`) and Retrain (`retrain_kind`).
+    """
     original, task, ref, (users, items) = _reference(cfg, dataset, backbone, seed, request_id)
     kind = original_kind(request_id)
     retrained = retrain_kind(request_id)

@@ -71,7 +71,16 @@ def bpr_l2_sum(
     backbone: Backbone, e0: torch.Tensor, adj: torch.Tensor, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor
 ) -> torch.Tensor:
     """Σ over triplets of [softplus(-(f_u·(f_i - f_j))) + l2/2 (|θ_u|² + |θ_i|² + |θ_j|²)]: the backbone's BPR + L2
-    summed (its `loss` averages the same terms over a batch). Plain autograd: the reference for `BPRObjective`."""
+    summed (its `loss` averages the same terms over a batch). Plain autograd: the reference for `BPRObjective`.
+
+    Args:
+        backbone: the backbone whose propagation and `l2` define the loss.
+        e0: (n_users + n_items, dim) initial table θ the loss is a function of.
+        adj: normalised adjacency of the graph propagated over.
+        users: (T,) user ids u of the triplets.
+        pos: (T,) item ids i (0-based, not offset by n_users) of the positives.
+        neg: (T,) item ids j of the fixed negatives.
+    """
     f = backbone.propagate(e0, adj)
     rows = torch.cat([users, backbone.n_users + pos, backbone.n_users + neg])
     fu, fi, fj = f[rows].split(len(users))
@@ -100,6 +109,16 @@ class BPRObjective:
         theta: torch.Tensor,
         gauss_newton: bool = False,
     ):
+        """
+        Args:
+            backbone: the backbone (linear, symmetric propagation P) whose BPR + L2 this is.
+            adj: normalised adjacency of the graph the objective is on (original or remaining).
+            users: (T,) user ids u of the fixed triplets.
+            pos: (T,) item ids i (0-based, not offset by n_users) of the positives.
+            neg: (T,) item ids j of the fixed negatives.
+            theta: (n_users + n_items, dim) table θ at which gradient and Hessian products are taken (detached).
+            gauss_newton: drop the indefinite -M(s) PV part of the Hessian product (Gauss-Newton approximation).
+        """
         self.backbone, self.adj, self.theta, self.gauss_newton = backbone, adj, theta.detach(), gauss_newton
         n, nu, dev = theta.shape[0], backbone.n_users, theta.device
         i, j = nu + pos, nu + neg
@@ -182,6 +201,16 @@ def conjugate_gradient(
     without a trust region (radius <= 0) it returns the iterate so far (truncated CG); with one it follows p to
     the boundary |x| = radius. An iterate leaving the ball is likewise cut at the boundary. This is Steihaug's
     trust-region CG for the model q(x) = x^T A x / 2 - b^T x; every iterate lowers q. `reason` says which stop.
+
+    Args:
+        matvec: the product x -> A x (same shape as `b`), e.g. a damped Hessian-vector product.
+        b: right-hand side, a tensor of any shape (norms and dot products run over all its entries).
+        tol: relative residual |r| / |b| at which CG counts as converged.
+        max_iter: maximum number of CG iterations.
+        radius: trust-region radius on |x| (Frobenius norm); <= 0 means no trust region.
+
+    Returns x and info: `iterations`, `reason` (converged, max_iter, negative_curvature, trust_radius, zero_rhs)
+    and `relative_residual`.
     """
     x = torch.zeros_like(b)
     r, b_norm = b.clone(), float(b.norm())

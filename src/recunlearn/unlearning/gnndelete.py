@@ -48,7 +48,17 @@ __all__ = ["GNNDelete", "hop_masks", "operated_stack"]
 
 
 def hop_masks(edges: np.ndarray, request: np.ndarray, n_users: int, n_items: int, hops: int) -> list[np.ndarray]:
-    """Boolean node masks [S^1, ..., S^hops]: nodes within l hops (in the graph of `edges`) of a request endpoint."""
+    """Boolean node masks [S^1, ..., S^hops]: nodes within l hops (in the graph of `edges`) of a request endpoint.
+
+    Args:
+        edges: (E, 2) (user, item) pairs of the graph the hops are counted in (the original training graph).
+        request: (R, 2) deleted (user, item) pairs whose endpoints are hop 0.
+        n_users: number of users (node ids 0..n_users-1).
+        n_items: number of items (node ids n_users + item).
+        hops: number of masks to return (the backbone's layer count L).
+
+    Each mask is a (n_users + n_items,) bool array over the users-then-items node ids; S^l contains S^(l-1).
+    """
     r = user_item_csr(edges, n_users, n_items)
     adj = sp.bmat([[None, r], [r.T, None]], format="csr")
     reach = np.zeros(n_users + n_items, dtype=bool)
@@ -83,7 +93,16 @@ class GNNDelete(UnlearningMethod):
     def run(
         self, backbone: Backbone, trained_on: np.ndarray, request: np.ndarray, remaining: np.ndarray, seed: int, device
     ) -> tuple[torch.Tensor, dict, dict]:
-        """Train the operators; return (final N x d embeddings, info, timings)."""
+        """Train the operators; return (final N x d embeddings, info, timings).
+
+        Args:
+            backbone: the frozen trained backbone (its E0, layers and readout are used, never modified).
+            trained_on: (E, 2) the original training edges (the graph neighbourhoods are taken in).
+            request: (R, 2) the edges to forget (any shape reshapeable to (R, 2)).
+            remaining: (E - R, 2) trained_on minus request: the graph the model runs on.
+            seed: seed of the random non-edges behind the L_DEC target.
+            device: where the propagation and training run (anything `torch.device` accepts).
+        """
         s, device = self.settings, torch.device(device)
         n_users, n_items, layers = backbone.n_users, backbone.n_items, backbone.layers
         start = time.perf_counter()

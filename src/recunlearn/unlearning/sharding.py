@@ -90,6 +90,13 @@ def balanced_kmeans(
     """Balanced k-means of n units described by feature `blocks` (each n x d_b); distance = product over blocks.
 
     Returns the shard per unit and a small report (iterations run, whether the assignment converged).
+
+    Args:
+        blocks: feature arrays of the same n units, each (n, d_b) (e.g. a user's and an item's embedding).
+        shards: number of shards K (at most n).
+        capacity: maximum number of units per shard (capacity * K >= n).
+        iters: maximum number of assignment/update rounds (at least one runs).
+        seed: seed of the choice of the K units whose features are the initial anchors.
     """
     n = len(blocks[0])
     if n < shards:

@@ -49,6 +49,14 @@ def cap(idx: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
 
 @torch.no_grad()
 def original_final(backbone: Backbone, train_edges, n_users, n_items, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(E0, Ē): the frozen table and its final embeddings on the full training graph."""
+    """(E0, Ē): the frozen table and its final embeddings on the full training graph.
+
+    Args:
+        backbone: the trained original backbone (its `embedding` is E0).
+        train_edges: (E, 2) the original model's training edges.
+        n_users: number of users.
+        n_items: number of items.
+        device: where the adjacency is built and the propagation runs.
+    """
     e0 = backbone.embedding.detach()
     return e0, backbone.propagate(e0, normalized_adjacency(train_edges, n_users, n_items, device))

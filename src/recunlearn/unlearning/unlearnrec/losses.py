@@ -31,6 +31,15 @@ def fidelity_loss(
 
     Delegating keeps the method model-agnostic: whatever the backbone optimises, the unlearned table must still
     fit it on E_r. Pass `final` (= backbone.propagate(e0, ctx.adj)) to avoid a second main propagation.
+
+    Args:
+        backbone: the frozen backbone whose `loss` is used.
+        e0: (N, d) the table being trained, Ẽ0.
+        ctx: the remaining graph E_r (adjacency, and the views of SGL/SimGCL).
+        users: (B,) user ids of the batch.
+        pos: (B,) item ids of their positives in E_r.
+        neg: (B,) item ids of their sampled negatives.
+        final: (N, d) `backbone.propagate(e0, ctx.adj)` if already computed; None: computed by the backbone.
     """
     return backbone.loss(e0, ctx, users, pos, neg, final=final)
 

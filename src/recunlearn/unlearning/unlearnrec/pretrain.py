@@ -39,6 +39,17 @@ class _HeldOutProbe:
     """
 
     def __init__(self, backbone, train_edges, n_users, n_items, s, rng, device):
+        """Draw the held-out request (a `heldout_drop` fraction of E) and the fixed pairs the criterion scores.
+
+        Args:
+            backbone: the frozen trained backbone.
+            train_edges: (E, 2) its training edges; the held-out request is drawn from them.
+            n_users: number of users.
+            n_items: number of items.
+            s: UnlearnRec's complete settings (`heldout_drop`, `heldout_pairs`, `heldout_utility_weight`).
+            rng: numpy Generator of the probe's own seed stream (request, pair samples, negatives).
+            device: where the request graph, adjacency and pairs live.
+        """
         k = max(1, int(round(s["heldout_drop"] * len(train_edges))))
         pick = rng.choice(len(train_edges), size=k, replace=False)
         mask = np.zeros(len(train_edges), dtype=bool)
@@ -68,6 +79,16 @@ class _HeldOutProbe:
 
 
 def _simulated_request(train_edges, n_users, n_items, s, rng, device):
+    """One simulated request: (request edges, its RequestGraph, context of E_r, BPR sampler over E_r).
+
+    Args:
+        train_edges: (E, 2) the training edges the request is drawn from.
+        n_users: number of users.
+        n_items: number of items.
+        s: UnlearnRec's complete settings (the request is a uniform fraction in [`drop_min`, `drop_max`] of E).
+        rng: numpy Generator of the pre-training's simulated requests (also seeds the sampler).
+        device: where the graphs are built.
+    """
     frac = rng.uniform(s["drop_min"], s["drop_max"])
     k = max(1, int(round(frac * len(train_edges))))
     mask = np.zeros(len(train_edges), dtype=bool)

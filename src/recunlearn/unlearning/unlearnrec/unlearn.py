@@ -131,7 +131,21 @@ def unlearn_request(
 
 
 def _finetune(backbone, enc, e0, ebar, delta, req, ctx, request, train_edges, s, seed):
-    """The fine-tune loop of `unlearn_request`; returns (Ẽ0 after fine-tune, window history, stop reason)."""
+    """The fine-tune loop of `unlearn_request`; returns (Ẽ0 after fine-tune, window history, stop reason).
+
+    Args:
+        backbone: the frozen trained backbone (its `loss`, `propagate` and `score` are used).
+        enc: the pre-trained InfluenceEncoder; its MLP is copied and trained, the encoder itself is untouched.
+        e0: (N, d) the original table E0; a trainable copy of it is the fine-tune's base B.
+        ebar: (N, d) the original model's final embeddings Ē on the full training graph (for L_p).
+        delta: (m, d) ΔE0 on the request's local nodes, computed once by the frozen IE.
+        req: the request's RequestGraph (its `nodes` are the rows ΔE0 is added to).
+        ctx: the remaining graph E_r the batches come from and the backbone runs on.
+        request: (R, 2) the unique deleted edges (L_u samples and the forgetting check use them).
+        train_edges: (E, 2) the original training edges (the non-edges of the check avoid them).
+        s: UnlearnRec's complete settings (the `ft_*` keys, `tau_p`, `preservation_reduction`).
+        seed: seed of the sampler, the subsamples and the SSL views.
+    """
     n_users, n_items, device = ctx.n_users, ctx.n_items, e0.device
     mlp = copy.deepcopy(enc.mlp).requires_grad_(True)  # the encoder's own (pre-trained) MLP stays untouched
     base = torch.nn.Parameter(e0.clone())
