@@ -222,5 +222,25 @@ def test_dvc_yaml_declares_only_params_the_config_file_spells_out(tmp_path):
     import yaml
 
     stages = yaml.safe_load(dvc.render_dvc_yaml(load_config(config)))["stages"]
+    guard = stages.pop(dvc.GUARD_STAGE)
     declared = {p for s in stages.values() for group in s.get("params", []) for p in group[str(config)]}
     assert declared == {"custom_datasets.tiny", "results_dir", "datasets", "methods", "requests"}
+    # the guard tracks the whole file (null = every param) and runs the freshness check
+    assert guard == {"cmd": f"recunlearn --config {config} dvc-yaml --check", "params": [{str(config): None}]}
+
+
+def test_a_key_the_file_did_not_hold_makes_dvc_yaml_stale(tmp_path, capsys):
+    """`dvc exp run -S +method_settings.gif.scale=2` adds a key no stage tracked yet: only the guard stage
+    re-runs, and its check must fail so the run stops with the one line instead of silently computing nothing."""
+    config = tmp_path / "small.yaml"
+    base = (
+        f"results_dir: {tmp_path}/results\ndatasets: [tiny]\ncustom_datasets:\n  tiny:\n"
+        "    path: tests/data/tiny.data\n    format: ml-100k\nmethods: [none, gif]\n"
+        "requests: {adversarial: {enabled: false}}\n"
+    )
+    config.write_text(base)
+    target = tmp_path / "dvc.yaml"
+    target.write_text(dvc.render_dvc_yaml(load_config(config)))
+    config.write_text(base + "method_settings: {gif: {scale: 2.0}}\n")
+    assert cli.main(["--config", str(config), "dvc-yaml", "--check", "--output", str(target)]) == 2
+    assert "is stale for" in capsys.readouterr().err
