@@ -237,6 +237,12 @@ def test_deleting_a_figure_reruns_only_its_notebook(tiny_run):
     assert figure.stat().st_size > 0
 
 
+def _forget_command(request, out) -> list[str]:
+    """`recunlearn forget` of a request file from the tiny run's LightGCN, seed 0."""
+    return ["recunlearn", "--config", CONFIG, "forget", "--dataset", "tiny", "--backbone", "lightgcn", "--seed", "0",
+            "--request-file", str(request), "--out", str(out)]  # fmt: skip
+
+
 def test_forget_a_user_request_with_raw_ids(tiny_run, tmp_path):
     """The real-use path: raw ids in, unlearned model + report out; a bad request is refused, nothing written."""
     from recunlearn.data.split import load_split
@@ -248,22 +254,7 @@ def test_forget_a_user_request_with_raw_ids(tiny_run, tmp_path):
     )
     out = tmp_path / "out"
     proc = run(
-        [
-            "recunlearn",
-            "--config",
-            CONFIG,
-            "forget",
-            "--dataset",
-            "tiny",
-            "--backbone",
-            "lightgcn",
-            "--seed",
-            "0",
-            "--request-file",
-            str(request),
-            "--out",
-            str(out),
-        ],
+        _forget_command(request, str(out)),
         tiny_run,
     )
     report = json.loads((out / "report.json").read_text())
@@ -275,22 +266,7 @@ def test_forget_a_user_request_with_raw_ids(tiny_run, tmp_path):
 
     request.write_text("user\titem\n999999\t1\n")
     bad = run(
-        [
-            "recunlearn",
-            "--config",
-            CONFIG,
-            "forget",
-            "--dataset",
-            "tiny",
-            "--backbone",
-            "lightgcn",
-            "--seed",
-            "0",
-            "--request-file",
-            str(request),
-            "--out",
-            str(tmp_path / "bad"),
-        ],
+        _forget_command(request, str(tmp_path / "bad")),
         tiny_run,
         check=False,
     )
