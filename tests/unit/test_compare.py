@@ -9,11 +9,13 @@ import zlib
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import ks_2samp
 
+from recunlearn.errors import RecUnlearnError
 from recunlearn.io import write_json
 from recunlearn.pipeline import layout
-from recunlearn.report import density
-from recunlearn.stages.compare import LONG_COLUMNS, SCORE_BINS, SCORE_RANGE, model_name, write_comparison
+from recunlearn.report import SCORE_SETS, density
+from recunlearn.stages.compare import SCORE_BINS, SCORE_RANGE, long_columns, model_name, write_comparison
 
 DATASET, BACKBONE = "d", "b"
 REQUESTS = ["adversarial-1", "random-0.1"]
@@ -26,6 +28,7 @@ VARIANTS = {
     "sisa": ["sisa"],
 }
 SIZES = {"deleted": 30, "remaining": 200, "non_edges": 300}
+KS = [10, 20]
 
 
 def _value(seed: int, rid: str, method: str, variant: str) -> float:
@@ -36,7 +39,9 @@ def _value(seed: int, rid: str, method: str, variant: str) -> float:
 def _scores(seed: int, rid: str, method: str, variant: str) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(zlib.crc32(f"{seed}/{rid}/{method}/{variant}".encode()))
     shift = _value(seed, rid, method, variant)
-    return {s: rng.normal(shift * (k + 1), 1.0, n).astype(np.float32) for k, (s, n) in enumerate(SIZES.items())}
+    out = {s: rng.normal(shift * (k + 1), 1.0, n).astype(np.float32) for k, (s, n) in enumerate(SIZES.items())}
+    out["deleted_percentile"] = rng.uniform(0, 1, SIZES["deleted"]) ** (1 + shift)
+    return out
 
 
 def _variant_metrics(seed: int, rid: str, method: str, variant: str, scores: dict) -> dict:
@@ -45,14 +50,23 @@ def _variant_metrics(seed: int, rid: str, method: str, variant: str, scores: dic
         s: {"mean": float(np.mean(a, dtype=np.float64)), "q50": float(np.median(a)), "n": int(a.size)}
         for s, a in scores.items()
     }
+    retrain = variant == "retrain"
     return {
+        "recall@10": v / 3,
+        "ndcg@10": v / 4,
         "recall@20": v,
         "ndcg@20": v / 2,
+        "a_igf@10": v / 5,
+        "a_igf@20": v / 6,
         "mi_bf": 1 + v,
         "mi_ng": 2 + v,
-        "df_auc": 0.5,
-        "mia_member_rate": 0.1,
-        "seconds": 10.0 if variant == "retrain" else 1.0 + seed,
+        "auc_deleted_vs_nonedges": 0.5 + v / 10,
+        "auc_deleted_vs_remaining": 0.4,
+        "mia_member_rate": 0.1 + v / 100,
+        "mia_auc": 0.6,
+        "deleted_percentile_mean": float(scores["deleted_percentile"].mean()),
+        "seconds": 10.0 if retrain else 1.0 + seed,
+        **({"seconds_total": 14.0} if retrain else {}),
         "request_edges": 40 + REQUESTS.index(rid),
         "deleted_after": summary["deleted"],
         "remaining_after": summary["remaining"],
@@ -63,7 +77,7 @@ def _variant_metrics(seed: int, rid: str, method: str, variant: str, scores: dic
 @pytest.fixture
 def run(tmp_path):
     """Metrics, scores and preparation reports of two seeds, as the unlearn, reference and prepare stages write."""
-    cfg = {"results_dir": str(tmp_path / "results"), "seeds": [0, 1]}
+    cfg = {"results_dir": str(tmp_path / "results"), "seeds": [0, 1], "evaluation": {"ks": KS}}
     for seed in cfg["seeds"]:
         for kind, seconds in (("original", 5.0), ("attacked", 7.0)):
             for method in PREPARED:
@@ -106,7 +120,7 @@ def test_row_names():
 def test_long_table_has_one_row_per_request_model_and_seed_with_the_metrics_values(run):
     cfg, _ = run
     long = _long(cfg)
-    assert list(long.columns) == LONG_COLUMNS
+    assert list(long.columns) == long_columns(KS)
     models = ["original", "retrain", "none", "unlearnrec/ie_ft", "unlearnrec/ie_only", "sisa"]  # file order
     assert len(long) == len(models) * len(REQUESTS) * 2
     assert list(long[(long["seed"] == 0) & (long["request"] == "random-0.1")]["model"]) == models
@@ -139,6 +153,48 @@ def test_comparison_table_is_the_long_table_averaged_over_seeds(run):
     assert {f"{m}_p" for m in ("recall@20", "ndcg@20", "mi_bf", "mi_ng")} <= set(csv.columns)
 
 
+def test_forgetting_error_is_measured_against_retrain_of_the_same_request_and_seed(run):
+    cfg, _ = run
+    long = _long(cfg)
+    for _, row in long.iterrows():
+        mine = _scores(row["seed"], row["request"], row["method"], row["variant"])["deleted_percentile"]
+        retrain = _scores(row["seed"], row["request"], "reference", "retrain")["deleted_percentile"]
+        assert row["rank_ks"] == pytest.approx(ks_2samp(mine, retrain).statistic)
+        assert row["rank_shift"] == pytest.approx(mine.mean() - retrain.mean())
+        v, r = (
+            _value(row["seed"], row["request"], m, x)
+            for m, x in ((row["method"], row["variant"]), ("reference", "retrain"))
+        )
+        assert row["auc_error"] == pytest.approx(abs(v - r) / 10)
+    retrain_rows = long[long["model"] == "retrain"]
+    assert (retrain_rows[["rank_ks", "rank_shift", "auc_error"]] == 0).all().all()
+    assert (long[long["model"] != "retrain"]["rank_ks"] > 0).all()
+
+
+def test_speedup_is_against_retrains_time_to_best_and_both_retrain_times_are_shown(run):
+    cfg, _ = run
+    csv = pd.read_csv(layout.comparison(cfg, DATASET, BACKBONE, "csv"))
+    assert (csv["retrain_seconds_to_best"] == 10.0).all() and (csv["retrain_seconds_total"] == 14.0).all()
+    methods = csv[~csv["model"].isin(["original", "retrain"])]
+    assert methods["speedup"].to_numpy() == pytest.approx(10.0 / methods["seconds"].to_numpy())
+    assert csv[csv["model"].isin(["original", "retrain"])]["speedup"].isna().all()
+    retrain_rate = csv[csv["model"] == "retrain"].set_index("request")["mia_member_rate"]
+    assert csv["retrain_mia_member_rate"].to_numpy() == pytest.approx(csv["request"].map(retrain_rate).to_numpy())
+    md = open(layout.comparison(cfg, DATASET, BACKBONE, "md")).read()
+    for column in ("recall@10", "ndcg@20", "a_igf@20", "rank_ks", "auc_deleted_vs_remaining", "mia_auc"):
+        assert column in md.splitlines()[2]
+
+
+def test_a_missing_metric_is_one_error_naming_the_row(run):
+    cfg, _ = run
+    path = layout.unlearn_metrics(cfg, DATASET, BACKBONE, 1, "random-0.1", "sisa")
+    data = json.loads(open(path).read())
+    data["variants"]["sisa"]["recall@10"] = None
+    write_json(path, data)
+    with pytest.raises(RecUnlearnError, match=r"recall@10 in random-0.1/sisa \(seed 1\)"):
+        write_comparison(cfg, DATASET, BACKBONE, REQUESTS, METHODS, PREPARED)
+
+
 def test_score_summaries_are_histograms_of_each_jobs_scores_on_shared_bins(run):
     cfg, _ = run
     data = _summaries(cfg)
@@ -154,7 +210,7 @@ def test_score_summaries_are_histograms_of_each_jobs_scores_on_shared_bins(run):
             for method, variants in VARIANTS.items():
                 for variant in variants:
                     sets = entry["models"][model_name(method, variant)]
-                    scores = _scores(seed, rid, method, variant)
+                    scores = {k: a for k, a in _scores(seed, rid, method, variant).items() if k in SCORE_SETS}
                     pooled += list(scores.values())
                     for name, values in scores.items():
                         assert sets[name]["n"] == values.size

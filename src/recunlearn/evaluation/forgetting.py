@@ -10,9 +10,14 @@ Conventions (docs/method.md, section "Metrics"):
 - MI-BF = mean sigmoid(score before) / mean sigmoid(score after) over the deleted edges (> 1: scores fell);
 - MI-NG = mean sigmoid(non-edge score after) / mean sigmoid(deleted score after) (>= 1: deleted edges score no
   higher than random non-edges);
-- Df-AUC = P(deleted score > non-edge score) + 0.5 P(tie), deleted edges as the positive class. 0.5 means
-  indistinguishable; below 0.5 means deleted edges score *below* non-edges (Retrain on adversarial edges does
-  this), so `df_auc_distance` = 0.5 + |Df-AUC - 0.5| is also reported for "how distinguishable at all".
+- auc_deleted_vs_nonedges = P(deleted score > non-edge score) + 0.5 P(tie): 0.5 means the deleted edges look
+  like random non-edges, below 0.5 that they score *below* them (Retrain on adversarial edges does this). It is
+  not GNNDelete's Df-AUC, which is
+- auc_deleted_vs_remaining = P(deleted score > remaining-edge score) + 0.5 P(tie) (GNNDelete's and D2DGN's
+  Df-AUC, deleted edges as the positive class): 0.5 means the deleted edges still look like training edges;
+- the forgetting error (`forgetting_error`) is the distance of a model's deleted-edge behaviour from Retrain's
+  on the same request: 0 = behaves as if retrained, and under- and over-forgetting both count. Fixed thresholds
+  (MI-NG >= 1, AUC <= 0.5) are not a target: Retrain itself is far from them in both directions.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ __all__ = [
     "rank_auc",
     "score_summary",
     "forgetting_metrics",
+    "forgetting_error",
+    "attack_features",
     "MembershipInferenceAttack",
 ]
 
@@ -99,69 +106,111 @@ def forgetting_metrics(
         out["mi_bf"] = float(sigmoid(before).mean() / sig_after)
     if scores_remaining_after is not None:
         out["remaining_after"] = score_summary(scores_remaining_after)
+        out["auc_deleted_vs_remaining"] = rank_auc(after, scores_remaining_after)
     out["mi_ng"] = float(sigmoid(non).mean() / sig_after)
-    auc = rank_auc(after, non)
-    out["df_auc"] = auc
-    out["df_auc_distance"] = 0.5 + abs(auc - 0.5)
+    out["auc_deleted_vs_nonedges"] = rank_auc(after, non)
     return out
 
 
-class MembershipInferenceAttack:
-    """A 1-D logistic-regression attacker on the raw score: "was (u, i) a training edge of this model?".
+def forgetting_error(percentiles, retrain_percentiles, auc: float, retrain_auc: float) -> dict:
+    """How far a model's treatment of the deleted edges is from Retrain's on the same request and pairs.
 
-    Fitted once on the ORIGINAL model (members = a sample of its training edges, non-members = sampled
-    non-edges), then applied to the deleted edges of an unlearned model: `member_rate` is the fraction it still
-    calls members (Retrain gives the reference rate). Why this attacker: the score is the only signal a
-    recommender leaks per pair, and a logistic model on one feature is a monotone threshold (members are
-    predicted where score > threshold = -b / w), fitted by likelihood rather than picked by hand. The classes are
-    re-weighted to equal total weight so the threshold does not depend on the sample sizes, the score is
-    standardised, and a small L2 penalty keeps the fit finite when the classes are separable.
+    - `auc_error` = |auc_deleted_vs_nonedges - Retrain's|;
+    - `rank_ks` = the two-sample Kolmogorov-Smirnov statistic between the deleted edges' within-user
+      percentiles under the model and under Retrain (0 = the same distribution, 1 = disjoint);
+    - `rank_shift` = mean percentile of the model - Retrain's: > 0 the deleted items still rank higher than
+      after retraining (under-forgetting), < 0 lower (over-forgetting).
+
+    Args:
+        percentiles: the model's within-user percentiles of the deleted edges.
+        retrain_percentiles: Retrain's, of the same edges.
+        auc: the model's auc_deleted_vs_nonedges.
+        retrain_auc: Retrain's, on the same non-edges.
+    """
+    from scipy.stats import ks_2samp
+
+    a = np.asarray(percentiles, dtype=np.float64).ravel()
+    b = np.asarray(retrain_percentiles, dtype=np.float64).ravel()
+    if len(a) == 0 or len(b) == 0:
+        raise ValueError("the forgetting error needs the deleted edges' percentiles of both models")
+    return {
+        "auc_error": abs(float(auc) - float(retrain_auc)),
+        "rank_ks": float(ks_2samp(a, b).statistic),
+        "rank_shift": float(a.mean() - b.mean()),
+    }
+
+
+def attack_features(scores, percentiles) -> np.ndarray:
+    """(n, 2) attacker features of n pairs: the raw score and its within-user percentile."""
+    return np.column_stack([np.asarray(scores, dtype=np.float64).ravel(), np.asarray(percentiles).ravel()])
+
+
+class MembershipInferenceAttack:
+    """A logistic-regression attacker on per-pair features: "was (u, i) a training edge of this model?".
+
+    Features (`attack_features`): the raw score and its within-user percentile. Fitted once on the ORIGINAL model
+    (members = a sample of its training edges, non-members = sampled non-edges), then applied to the deleted
+    edges of an unlearned model: `member_rate` is the fraction it still calls members (Retrain gives the
+    reference rate), `auc` how well it tells deleted edges from non-edges. Why these features: the score is the
+    only signal a recommender leaks per pair, and its percentile within the user's ranking survives a change
+    of score scale (an unlearning method that shrinks every score would otherwise fool a raw-score threshold).
+    The classes are re-weighted to equal total weight so the fit does not depend on the sample sizes, features
+    are standardised, and a small L2 penalty keeps the fit finite when the classes are separable.
     """
 
     def __init__(self, l2: float = 1e-3, max_iter: int = 100):
         self.l2, self.max_iter = float(l2), int(max_iter)
-        self.w = self.b = None
+        self.theta = None
         self.mean = self.scale = None
 
-    def fit(self, member_scores, nonmember_scores) -> MembershipInferenceAttack:
-        m = np.asarray(member_scores, dtype=np.float64).ravel()
-        nm = np.asarray(nonmember_scores, dtype=np.float64).ravel()
+    @staticmethod
+    def _matrix(features) -> np.ndarray:
+        x = np.asarray(features, dtype=np.float64)
+        return x.reshape(-1, 1) if x.ndim == 1 else x
+
+    def fit(self, member_features, nonmember_features) -> MembershipInferenceAttack:
+        """Fit on (n, f) feature rows of members and non-members (1-D arrays are one feature)."""
+        m, nm = self._matrix(member_features), self._matrix(nonmember_features)
         if len(m) == 0 or len(nm) == 0:
-            raise ValueError("the attack needs member and non-member scores")
+            raise ValueError("the attack needs member and non-member features")
         x = np.concatenate([m, nm])
         y = np.concatenate([np.ones(len(m)), np.zeros(len(nm))])
         sw = np.concatenate([np.full(len(m), 0.5 / len(m)), np.full(len(nm), 0.5 / len(nm))])
-        self.mean, self.scale = float(x.mean()), float(x.std()) or 1.0
-        z = (x - self.mean) / self.scale
-        theta = np.zeros(2)  # (w, b); Newton's method on the weighted, L2-penalised log-likelihood
-        feats = np.stack([z, np.ones_like(z)], axis=1)
-        reg = np.diag([self.l2, 0.0])
+        self.mean = x.mean(0)
+        self.scale = np.where(x.std(0) > 0, x.std(0), 1.0)
+        feats = np.column_stack([(x - self.mean) / self.scale, np.ones(len(x))])
+        theta = np.zeros(feats.shape[1])  # Newton's method on the weighted, L2-penalised log-likelihood
+        reg = np.diag([self.l2] * (feats.shape[1] - 1) + [0.0])
         for _ in range(self.max_iter):
             p = sigmoid(feats @ theta)
             grad = feats.T @ (sw * (p - y)) + reg @ theta
-            hess = (feats * (sw * p * (1 - p))[:, None]).T @ feats + reg + 1e-12 * np.eye(2)
+            hess = (feats * (sw * p * (1 - p))[:, None]).T @ feats + reg + 1e-12 * np.eye(len(theta))
             step = np.linalg.solve(hess, grad)
             theta -= step
             if np.abs(step).max() < 1e-10:
                 break
-        self.w, self.b = float(theta[0]), float(theta[1])
+        self.theta = theta
         return self
 
-    def member_probability(self, scores) -> np.ndarray:
-        if self.w is None:
+    def member_probability(self, features) -> np.ndarray:
+        if self.theta is None:
             raise RuntimeError("fit the attack before using it")
-        z = (np.asarray(scores, dtype=np.float64).ravel() - self.mean) / self.scale
-        return sigmoid(self.w * z + self.b)
+        x = self._matrix(features)
+        return sigmoid(((x - self.mean) / self.scale) @ self.theta[:-1] + self.theta[-1])
 
-    @property
-    def threshold(self) -> float:
-        """Raw score above which a pair is called a member (if w > 0)."""
-        return self.mean - self.scale * self.b / self.w if self.w else float("nan")
+    def member_rate(self, features) -> float:
+        """Fraction of the rows predicted as members (probability >= 0.5); NaN for no rows."""
+        x = self._matrix(features)
+        return float((self.member_probability(x) >= 0.5).mean()) if len(x) else float("nan")
 
-    def member_rate(self, scores) -> float:
-        """Fraction of `scores` predicted as members (probability >= 0.5)."""
-        s = np.asarray(scores).ravel()
-        return float((self.member_probability(s) >= 0.5).mean()) if len(s) else float("nan")
+    def auc(self, positive_features, negative_features) -> float:
+        """AUC of the member probability, `positive_features` as the positive class."""
+        return rank_auc(self.member_probability(positive_features), self.member_probability(negative_features))
 
     def state(self) -> dict:
-        return {"w": self.w, "b": self.b, "mean": self.mean, "scale": self.scale, "threshold": self.threshold}
+        return {
+            "weights": self.theta[:-1].tolist(),
+            "bias": float(self.theta[-1]),
+            "mean": self.mean.tolist(),
+            "scale": self.scale.tolist(),
+        }

@@ -4,9 +4,12 @@ Writes, per dataset and backbone:
 - `comparison.{csv,md,json}`: one row per (request, model); numbers are the mean over the configured seeds, with
   `<metric>_std` beside them and `<metric>_p`, a paired t-test against Retrain across seeds. Rows: Original
   (trained on the full graph), No unlearning (original table on the remaining graph), Retrain, then every
-  method's variants. Time columns: the per-request seconds, the one-off preparation seconds (IE pre-training,
-  SISA shards) shown apart, the speed-up over Retrain, and the number of requests after which preparation plus
-  unlearning costs less than retraining for each request ("break-even requests").
+  method's variants. Utility: Recall/NDCG at every k and the active/inactive gap A-IGF. Forgetting: the raw
+  figures and the forgetting error against Retrain on the same request and seed (`rank_ks`, `rank_shift`,
+  `auc_error`; Retrain's own row is 0), the attacker's member rate beside Retrain's. Time columns: the
+  per-request seconds, the one-off preparation seconds (IE pre-training, SISA shards) shown apart, Retrain's
+  seconds to its kept epoch and in all, the speed-up against the former, and the number of requests after which
+  preparation plus unlearning costs less than retraining for each request ("break-even requests").
 - `comparison_long.csv`: the per-seed rows behind that table, with the request size and the score summaries.
 - `scores.json`: per request, seed and model, histograms of the deleted-edge, remaining-edge and non-edge scores
   on bins shared by every model of that request and seed.
@@ -21,58 +24,57 @@ import math
 import numpy as np
 import pandas as pd
 
+from recunlearn.errors import RecUnlearnError
+from recunlearn.evaluation.forgetting import forgetting_error
 from recunlearn.io import atomic_path, read_json, write_json
 from recunlearn.pipeline import layout
 from recunlearn.pipeline.kinds import original_kind
 from recunlearn.report import ALPHA, SCORE_SETS, label
 
-METRICS = [
-    "recall@20",
-    "ndcg@20",
+FORGETTING = [
+    "rank_ks",
+    "rank_shift",
+    "auc_error",
+    "auc_deleted_vs_nonedges",
+    "auc_deleted_vs_remaining",
     "mi_bf",
     "mi_ng",
-    "df_auc",
     "mia_member_rate",
-    "deleted_mean",
-    "nonedge_mean",
-    "seconds",
-    "prep_seconds",
+    "mia_auc",
 ]
-TABLE_COLUMNS = [
-    "request",
-    "model",
-    "recall@20",
-    "ndcg@20",
-    "mi_bf",
-    "mi_ng",
-    "df_auc",
-    "mia_member_rate",
-    "seconds",
-    "prep_seconds",
+TIMES = ["seconds", "prep_seconds"]
+SUMMARIES = ["deleted_mean", "deleted_median", "deleted_percentile_mean", "remaining_mean", "nonedge_mean"]
+DERIVED = [
+    "retrain_mia_member_rate",
+    "retrain_seconds_to_best",
+    "retrain_seconds_total",
     "speedup",
     "break_even_requests",
 ]
-LONG_COLUMNS = [
-    "request",
-    "model",
-    "method",
-    "variant",
-    "seed",
-    "unlearned_from",
-    "request_edges",
-    "recall@20",
-    "ndcg@20",
-    "mi_bf",
-    "mi_ng",
-    "df_auc",
-    "mia_member_rate",
-    "deleted_mean",
-    "deleted_median",
-    "remaining_mean",
-    "nonedge_mean",
-    "seconds",
-    "prep_seconds",
-]
+KEYS = ["request", "model", "method", "variant", "seed", "unlearned_from", "request_edges"]
+
+
+def utility_columns(ks) -> list[str]:
+    """Recall@k and NDCG@k for every k, then the fairness gap A-IGF@k for every k."""
+    ks = sorted(set(ks))
+    return [f"{m}@{k}" for k in ks for m in ("recall", "ndcg")] + [f"a_igf@{k}" for k in ks]
+
+
+def metric_columns(ks) -> list[str]:
+    """Every per-model number averaged over seeds (the `<metric>_std` columns follow them)."""
+    return [*utility_columns(ks), *FORGETTING, *SUMMARIES, "seconds_total", *TIMES]
+
+
+def table_columns(ks) -> list[str]:
+    """The columns of comparison.md (the csv has these and more)."""
+    return ["request", "model", *utility_columns(ks), *FORGETTING, *TIMES, *DERIVED]
+
+
+def long_columns(ks) -> list[str]:
+    """The columns of comparison_long.csv: one row per (request, model, seed)."""
+    return [*KEYS, *utility_columns(ks), *FORGETTING, *SUMMARIES, "seconds_total", *TIMES]
+
+
 SCORE_BINS = 40  # bin edges shared by every model of a (request, seed)
 SCORE_RANGE = (0.005, 0.995)  # quantiles of the pooled scores the bins span: a few outliers do not flatten the rest
 
@@ -84,7 +86,7 @@ def model_name(method: str, variant: str) -> str:
 
 
 def _row(request_id: str, method: str, variant: str, seed: int, data: dict, values: dict, prep_seconds: float) -> dict:
-    """One row of the long table (the `LONG_COLUMNS`) for one variant of one job.
+    """One row of the long table for one variant of one job (the forgetting error is added by `collect`).
 
     Args:
         request_id: id of the request the job unlearned.
@@ -95,7 +97,7 @@ def _row(request_id: str, method: str, variant: str, seed: int, data: dict, valu
         values: that variant's metrics (utility, forgetting, score summaries, `seconds`).
         prep_seconds: the method's one-off preparation cost in seconds (0.0 for none).
     """
-    return {
+    row = {
         "request": request_id,
         "model": model_name(method, variant),
         "method": method,
@@ -103,19 +105,32 @@ def _row(request_id: str, method: str, variant: str, seed: int, data: dict, valu
         "seed": seed,
         "unlearned_from": original_kind(request_id),
         "request_edges": data.get("request_edges"),
-        "recall@20": values.get("recall@20"),
-        "ndcg@20": values.get("ndcg@20"),
-        "mi_bf": values.get("mi_bf"),
-        "mi_ng": values.get("mi_ng"),
-        "df_auc": values.get("df_auc"),
-        "mia_member_rate": values.get("mia_member_rate"),
-        "deleted_mean": values["deleted_after"]["mean"],
-        "deleted_median": values["deleted_after"]["q50"],
-        "remaining_mean": values["remaining_after"]["mean"],
-        "nonedge_mean": values["nonedges_after"]["mean"],
-        "seconds": values["seconds"],
-        "prep_seconds": prep_seconds,
     }
+    row.update({k: v for k, v in values.items() if "@" in k or k in FORGETTING})
+    row.update(
+        deleted_mean=values["deleted_after"]["mean"],
+        deleted_median=values["deleted_after"]["q50"],
+        deleted_percentile_mean=values["deleted_percentile_mean"],
+        remaining_mean=values["remaining_after"]["mean"],
+        nonedge_mean=values["nonedges_after"]["mean"],
+        seconds=values["seconds"],
+        seconds_total=values.get("seconds_total", values["seconds"]),
+        prep_seconds=prep_seconds,
+    )
+    return row
+
+
+def _percentiles(cfg: dict, dataset: str, backbone: str, seed: int, request_id: str, method: str) -> dict:
+    """variant -> the deleted edges' within-user percentiles, from one job's scores.npz.
+
+    Args:
+        cfg: the validated configuration (for the paths).
+        dataset, backbone, seed: the run.
+        request_id: the request.
+        method: the job's method, or 'reference'.
+    """
+    with np.load(layout.unlearn_scores(cfg, dataset, backbone, seed, request_id, method)) as npz:
+        return {k.split("__")[0]: npz[k] for k in npz.files if k.endswith("__deleted_percentile")}
 
 
 def collect(
@@ -136,15 +151,27 @@ def collect(
     rows = []
     for seed in cfg["seeds"]:
         for rid in request_ids:
+            retrain = read_json(layout.unlearn_metrics(cfg, dataset, backbone, seed, rid, "reference"))["variants"]
+            retrain_pct = _percentiles(cfg, dataset, backbone, seed, rid, "reference")["retrain"]
             for method in ["reference", *methods]:
                 data = read_json(layout.unlearn_metrics(cfg, dataset, backbone, seed, rid, method))
+                percentiles = _percentiles(cfg, dataset, backbone, seed, rid, method)
                 prep = 0.0
                 if method in prepared:
                     report = read_json(layout.prepared_report(cfg, dataset, backbone, seed, original_kind(rid), method))
                     prep = float(report["seconds"])
                 for variant, values in data["variants"].items():
-                    rows.append(_row(rid, method, variant, seed, data, values, prep if method != "reference" else 0.0))
-    return pd.DataFrame(rows, columns=LONG_COLUMNS)
+                    row = _row(rid, method, variant, seed, data, values, prep if method != "reference" else 0.0)
+                    row.update(
+                        forgetting_error(
+                            percentiles[variant],
+                            retrain_pct,
+                            values["auc_deleted_vs_nonedges"],
+                            retrain["retrain"]["auc_deleted_vs_nonedges"],
+                        )
+                    )
+                    rows.append(row)
+    return pd.DataFrame(rows, columns=long_columns(cfg["evaluation"]["ks"]))
 
 
 def score_summaries(cfg: dict, dataset: str, backbone: str, request_ids: list[str], methods: list[str]) -> dict:
@@ -190,10 +217,13 @@ def score_summaries(cfg: dict, dataset: str, backbone: str, request_ids: list[st
     return {"bins": SCORE_BINS, "range_quantiles": list(SCORE_RANGE), "requests": out}
 
 
-TESTED = ["recall@20", "ndcg@20", "mi_bf", "mi_ng"]
+def tested_metrics(ks) -> list[str]:
+    """The metrics tested against Retrain: utility at the largest k, then the forgetting figures."""
+    k = max(ks)
+    return [f"recall@{k}", f"ndcg@{k}", "mi_bf", "mi_ng", "auc_deleted_vs_nonedges", "mia_member_rate"]
 
 
-def paired_tests(long: pd.DataFrame) -> pd.DataFrame:
+def paired_tests(long: pd.DataFrame, ks) -> pd.DataFrame:
     """p-value of a paired t-test across seeds of each model against Retrain on the same request and seed.
 
     NaN with fewer than two seeds, or when the paired differences are all equal (no variance to test)."""
@@ -205,7 +235,7 @@ def paired_tests(long: pd.DataFrame) -> pd.DataFrame:
         mine = group.set_index("seed")
         seeds = mine.index.intersection(retrain.index)
         row = {"request": request, "model": model}
-        for metric in TESTED:
+        for metric in tested_metrics(ks):
             a, b = mine.loc[seeds, metric].to_numpy(float), retrain.loc[seeds, metric].to_numpy(float)
             diff = a - b
             usable = len(seeds) >= 2 and model != "retrain" and np.ptp(diff) > 0
@@ -214,19 +244,22 @@ def paired_tests(long: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def summarise(long: pd.DataFrame) -> pd.DataFrame:
-    """Mean and std over seeds, paired tests against Retrain, then speed-up and break-even against Retrain."""
-    grouped = long.groupby(["request", "model"], sort=False)[METRICS]
+def summarise(long: pd.DataFrame, ks) -> pd.DataFrame:
+    """Mean and std over seeds, paired tests against Retrain, then Retrain's figures beside every row, the speed-up
+    against Retrain's time to its best epoch (the conservative one) and the break-even number of requests."""
+    grouped = long.groupby(["request", "model"], sort=False)[metric_columns(ks)]
     table = grouped.mean()
     std = grouped.std(ddof=1).add_suffix("_std")
     table = table.join(std).reset_index()
-    table = table.merge(paired_tests(long), on=["request", "model"], how="left")
-    retrain = table[table["model"] == "retrain"].set_index("request")["seconds"]
-    table["retrain_seconds"] = table["request"].map(retrain)
-    table["speedup"] = table["retrain_seconds"] / table["seconds"]
+    table = table.merge(paired_tests(long, ks), on=["request", "model"], how="left")
+    retrain = table[table["model"] == "retrain"].set_index("request")
+    table["retrain_mia_member_rate"] = table["request"].map(retrain["mia_member_rate"])
+    table["retrain_seconds_to_best"] = table["request"].map(retrain["seconds"])
+    table["retrain_seconds_total"] = table["request"].map(retrain["seconds_total"])
+    table["speedup"] = table["retrain_seconds_to_best"] / table["seconds"]
     table["break_even_requests"] = [
         _break_even(p, s, r) if m not in ("original", "retrain") else np.nan
-        for p, s, r, m in zip(table["prep_seconds"], table["seconds"], table["retrain_seconds"], table["model"])
+        for p, s, r, m in zip(table["prep_seconds"], table["seconds"], table["retrain_seconds_to_best"], table["model"])
     ]
     for model in ("original", "retrain"):
         table.loc[table["model"] == model, ["speedup", "break_even_requests"]] = np.nan
@@ -241,12 +274,12 @@ def _break_even(prep: float, per_request: float, retrain: float) -> float:
     return float(math.floor(prep / saving) + 1)
 
 
-def to_markdown(table: pd.DataFrame, title: str) -> str:
-    """A readable Markdown table: mean ± std where several seeds ran."""
-    lines = [f"# {title}", "", "| " + " | ".join(TABLE_COLUMNS) + " |", "|" + "---|" * len(TABLE_COLUMNS)]
+def to_markdown(table: pd.DataFrame, title: str, columns: list[str]) -> str:
+    """A readable Markdown table of `columns`: mean ± std where several seeds ran."""
+    lines = [f"# {title}", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for _, row in table.iterrows():
         cells = []
-        for col in TABLE_COLUMNS:
+        for col in columns:
             value = row[col]
             if col == "model":
                 cells.append(label(value))
@@ -284,16 +317,21 @@ def write_comparison(
         prepared: the methods with a one-off preparation (their `prep_seconds` come from its report).
     """
     long = collect(cfg, dataset, backbone, request_ids, methods, prepared)
-    table = summarise(long)
+    ks = cfg["evaluation"]["ks"]
+    _check_complete(long, ks)
+    table = summarise(long, ks)
+    columns = table_columns(ks)
     with atomic_path(layout.comparison(cfg, dataset, backbone, "csv")) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g", lineterminator="\n")
     with atomic_path(layout.comparison(cfg, dataset, backbone, "md")) as tmp:
         tmp.write_text(
-            to_markdown(table, f"{dataset} / {backbone}: unlearning comparison (mean over seeds {cfg['seeds']})")
+            to_markdown(
+                table, f"{dataset} / {backbone}: unlearning comparison (mean over seeds {cfg['seeds']})", columns
+            )
         )
     metrics = {
         rid: {
-            label(m): {k: _json(v) for k, v in r.items() if k in TABLE_COLUMNS[2:]}
+            label(m): {k: _json(v) for k, v in r.items() if k in columns[2:]}
             for m, r in group.set_index("model").iterrows()
         }
         for rid, group in table.groupby("request", sort=False)
@@ -305,6 +343,16 @@ def write_comparison(
         layout.score_summaries(cfg, dataset, backbone), score_summaries(cfg, dataset, backbone, request_ids, methods)
     )
     return table
+
+
+def _check_complete(long: pd.DataFrame, ks) -> None:
+    """Refuse, in one line naming the rows, a table whose utility or forgetting figures are missing (NaN)."""
+    needed = [*utility_columns(ks), "rank_ks", "auc_deleted_vs_nonedges", "mia_member_rate"]
+    bad = long[long[needed].isna().any(axis=1)]
+    if len(bad):
+        where = ", ".join(f"{r.request}/{r.model} (seed {r.seed})" for r in bad.itertuples())
+        cols = sorted({c for c in needed if bad[c].isna().any()})
+        raise RecUnlearnError(f"comparison: no value for {', '.join(cols)} in {where}; see those jobs' metrics.json")
 
 
 def _json(value):

@@ -73,10 +73,12 @@ def validate_request(cfg: dict, dataset: str, request_file: str) -> str:
 def popularity(cfg: dict, dataset: str) -> dict:
     """Recall/NDCG of ranking items by training popularity: the floor a trained backbone must clear."""
     from recunlearn.data.split import load_split
-    from recunlearn.evaluation.ranking import evaluate_popularity
+    from recunlearn.evaluation.ranking import evaluate_popularity, test_mask_edges
     from recunlearn.io import write_json
 
     split = load_split(layout.split_dir(cfg, dataset))
-    metrics = evaluate_popularity(split.train, split.test, split.n_users, split.n_items, cfg["train"]["ks"])
+    evaluation = cfg["evaluation"]
+    mask = test_mask_edges(split.train, split.valid, split.test, split.n_items, evaluation["test_mask"])
+    metrics = evaluate_popularity(split.train, mask, split.test, split.n_users, split.n_items, evaluation["ks"])
     write_json(layout.popularity_metrics(cfg, dataset), metrics)
     return metrics

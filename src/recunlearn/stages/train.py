@@ -15,7 +15,7 @@ import torch
 from recunlearn.backbones import build_backbone
 from recunlearn.backbones.checkpoint import data_fingerprint, save_checkpoint
 from recunlearn.backbones.trainer import train_backbone
-from recunlearn.evaluation.ranking import evaluate_ranking
+from recunlearn.evaluation.ranking import evaluate_ranking, test_mask_edges
 from recunlearn.io import write_json
 from recunlearn.pipeline import layout
 from recunlearn.stages._graphs import load_graph
@@ -25,21 +25,22 @@ log = logging.getLogger(__name__)
 
 
 @torch.no_grad()
-def test_metrics(backbone, train_edges, test_edges, ks, device) -> dict:
-    """Full-ranking test metrics of a backbone on the graph it was trained on (its training items masked).
+def test_metrics(backbone, train_edges, split, evaluation: dict, device) -> dict:
+    """Full-ranking test metrics of a backbone on the graph it was trained on, masked by the configured convention.
 
     Args:
         backbone: the trained model.
-        train_edges: (E, 2) the graph it runs on; these pairs are masked.
-        test_edges: (E, 2) test pairs.
-        ks: cut-offs k.
+        train_edges: (E, 2) the graph it runs on (masked; validation too under the "known" convention).
+        split: the dataset's split (its `valid` and `test` pairs).
+        evaluation: the config's `evaluation` section (`ks`, `test_mask`).
         device: where the propagation and ranking run.
     """
     from recunlearn.graph.adjacency import normalized_adjacency
 
     adj = normalized_adjacency(train_edges, backbone.n_users, backbone.n_items, device)
     users, items = backbone.split(backbone(adj))
-    return evaluate_ranking(users, items, train_edges, test_edges, ks)
+    mask = test_mask_edges(train_edges, split.valid, split.test, backbone.n_items, evaluation["test_mask"])
+    return evaluate_ranking(users, items, mask, split.test, evaluation["ks"])
 
 
 def train_model(cfg: dict, dataset: str, backbone_name: str, seed: int, kind: str) -> dict:
@@ -83,9 +84,10 @@ def train_model(cfg: dict, dataset: str, backbone_name: str, seed: int, kind: st
         "train_edges": int(len(train_edges)),
         "best_epoch": result.best_epoch,
         "epochs_run": len(result.history),
-        "train_seconds": result.train_seconds,
+        "seconds_to_best": result.seconds_to_best,
+        "seconds_total": result.seconds_total,
         "valid": result.best_valid,
-        "test": test_metrics(backbone, train_edges, split.test, t["ks"], device),
+        "test": test_metrics(backbone, train_edges, split, cfg["evaluation"], device),
     }
     meta = {
         "config": {k: v for k, v in cfg.items() if not k.startswith("_")},
@@ -99,12 +101,13 @@ def train_model(cfg: dict, dataset: str, backbone_name: str, seed: int, kind: st
     write_json(layout.model_metrics(cfg, dataset, backbone_name, seed, kind), metrics)
     write_history(layout.training_history(cfg, dataset, backbone_name, seed, kind), result.history)
     log.info(
-        "%s %s seed %d: test %s in %.1f s (%d epochs)",
+        "%s %s seed %d: test %s in %.1f s (best after %.1f s, %d epochs)",
         backbone_name,
         kind,
         seed,
         metrics["test"],
-        result.train_seconds,
+        result.seconds_total,
+        result.seconds_to_best,
         len(result.history),
     )
     return metrics

@@ -99,17 +99,22 @@ def request_task(cfg: dict, dataset: str, backbone: str, seed: int, request_id: 
     original = load_original(cfg, dataset, backbone, seed, original_kind(request_id))
     remaining = remove_request(original.trained_on, request, split.n_items)
     users, items = final_embeddings(original.backbone, original.backbone.embedding.detach(), original.trained_on)
-    ref = build_reference(
-        users,
-        items,
-        original.trained_on,
-        request,
-        remaining,
-        [split.train, split.valid, split.test],
-        split.test,
-        cfg["train"]["ks"],
-        reference_seed(cfg, seed, request_id),
-    )
+    evaluation = cfg["evaluation"]
+    try:
+        ref = build_reference(
+            users,
+            items,
+            original.trained_on,
+            request,
+            remaining,
+            split,
+            ks=evaluation["ks"],
+            test_mask=evaluation["test_mask"],
+            active_fraction=evaluation["active_fraction"],
+            seed=reference_seed(cfg, seed, request_id),
+        )
+    except RecUnlearnError as err:
+        raise RecUnlearnError(f"request {request_id}: {err}") from None
     return original, UnlearningTask(original, request, remaining), ref, (users, items)
 
 
@@ -220,6 +225,9 @@ def unlearn(cfg: dict, dataset: str, backbone: str, seed: int, request_id: str, 
 def references(cfg: dict, dataset: str, backbone: str, seed: int, request_id: str) -> dict:
     """Evaluate the Original model and Retrain on one request, with their training times.
 
+    A reference row's `seconds` is its training time to the kept epoch (`seconds_to_best`), `seconds_total`
+    adds the patience epochs: the compare stage quotes speed-ups against the first.
+
     Args:
         cfg: the validated configuration (paths, threads, device, `train` and backbone settings).
         dataset: dataset name.
@@ -238,7 +246,8 @@ def references(cfg: dict, dataset: str, backbone: str, seed: int, request_id: st
         trained = read_json(layout.model_metrics(cfg, dataset, backbone, seed, model_kind))
         rows[name] = {
             **metrics,
-            "seconds": trained["train_seconds"],
+            "seconds": trained["seconds_to_best"],
+            "seconds_total": trained["seconds_total"],
             "timings": {},
             "info": {"kind": model_kind},
             "request_edges": int(len(task.request)),

@@ -9,7 +9,7 @@ import pytest
 from recunlearn import components
 from recunlearn.config import method_settings, validate_config
 from recunlearn.errors import ConfigError
-from recunlearn.stages.compare import _break_even, label, summarise
+from recunlearn.stages.compare import _break_even, label, metric_columns, summarise
 from recunlearn.unlearning import METHODS, build_method, method_class
 
 
@@ -90,27 +90,26 @@ def test_break_even_counts_requests_until_preparation_pays_off():
 def test_summary_means_over_seeds_and_speedup_against_retrain():
     rows = []
     for seed, (r, s) in enumerate([(0.30, 2.0), (0.32, 4.0)]):
-        base = dict(
-            request="random-0.01",
-            seed=seed,
-            ndcg_20=0,
-            mi_bf=1,
-            mi_ng=1,
-            df_auc=0.5,
-            mia_member_rate=0,
-            deleted_mean=0,
-            nonedge_mean=0,
-            prep_seconds=0.0,
+        base = {**dict.fromkeys(metric_columns([20]), 0.0), "request": "random-0.01", "seed": seed}
+        retrain_seconds = 10.0 * (seed + 1)
+        rows.append(
+            {
+                **base,
+                "model": "retrain",
+                "recall@20": r,
+                "seconds": retrain_seconds,
+                "seconds_total": 2 * retrain_seconds,
+            }
         )
-        rows.append({**base, "model": "retrain", "recall@20": r, "seconds": 10.0 * (seed + 1)})
         rows.append({**base, "model": "unlearnrec/ie_ft", "recall@20": r - 0.01, "seconds": s, "prep_seconds": 6.0})
-    long = pd.DataFrame(rows).rename(columns={"ndcg_20": "ndcg@20"})
-    table = summarise(long).set_index("model")
+    long = pd.DataFrame(rows)
+    table = summarise(long, [20]).set_index("model")
     assert table.loc["unlearnrec/ie_ft", "recall@20"] == pytest.approx(0.30)
     assert table.loc["unlearnrec/ie_ft", "recall@20_std"] == pytest.approx(np.std([0.29, 0.31], ddof=1))
     assert table.loc["unlearnrec/ie_ft", "speedup"] == pytest.approx(15.0 / 3.0)
     assert table.loc["unlearnrec/ie_ft", "break_even_requests"] == 1  # 6 + 3 < 15
     assert math.isnan(table.loc["retrain", "speedup"])
+    assert table.loc["unlearnrec/ie_ft", "retrain_seconds_total"] == pytest.approx(30.0)
 
 
 def test_labels():
@@ -146,9 +145,10 @@ def test_paired_test_marks_a_consistent_gap_to_retrain():
                 "mi_ng": 1.0,
             }
         )
-    tests = paired_tests(pd.DataFrame(rows)).set_index("model")
+    frame = pd.DataFrame(rows).assign(auc_deleted_vs_nonedges=0.5, mia_member_rate=0.0)
+    tests = paired_tests(frame, [20]).set_index("model")
     assert tests.loc["m", "recall@20_p"] < 1e-3
     assert math.isnan(tests.loc["m", "ndcg@20_p"])  # identical values: nothing to test
     assert math.isnan(tests.loc["retrain", "recall@20_p"])
-    one_seed = paired_tests(pd.DataFrame([r for r in rows if r["seed"] == 0])).set_index("model")
+    one_seed = paired_tests(frame[frame["seed"] == 0], [20]).set_index("model")
     assert math.isnan(one_seed.loc["m", "recall@20_p"])
