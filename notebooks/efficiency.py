@@ -30,7 +30,16 @@ from IPython.display import Markdown, display
 from recunlearn import report
 
 run = report.open_run(config_file, dataset)
-TIME_COLUMNS = ["seconds", "seconds_std", "prep_seconds", "retrain_seconds", "speedup", "break_even_requests"]
+TIME_COLUMNS = [
+    "seconds",
+    "seconds_std",
+    "prep_seconds",
+    "retrain_seconds_to_best",
+    "retrain_seconds_total",
+    "speedup",
+    "rank_ks",
+    "break_even_requests",
+]
 
 # %% [markdown]
 # ## Time per request (mean over seeds)

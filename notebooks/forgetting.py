@@ -53,7 +53,9 @@ SUMMARY = {
     "nonedge_mean": "non-edge mean",
     "mi_bf": "MI-BF",
     "mi_ng": "MI-NG",
-    "df_auc": "Df-AUC",
+    "auc_deleted_vs_nonedges": "AUC deleted vs non-edges",
+    "auc_deleted_vs_remaining": "AUC deleted vs remaining (GNNDelete's Df-AUC)",
+    "rank_ks": "forgetting error (rank KS vs Retrain)",
 }
 main = ["reference", *report.main_methods(run.methods)]
 summary = {}

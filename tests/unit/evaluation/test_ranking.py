@@ -76,7 +76,7 @@ def test_popularity_baseline():
     train, test = pairs[~is_test], pairs[is_test]
     pop = popularity_scores(train, N_ITEMS)
     assert pop.sum() == len(train) and pop[0] == np.sum(train[:, 1] == 0)
-    got = evaluate_popularity(train, test, N_USERS, N_ITEMS, ks=(5,))
+    got = evaluate_popularity(train, train, test, N_USERS, N_ITEMS, ks=(5,))
     scores = np.tile(pop - np.arange(N_ITEMS) * 1e-6, (N_USERS, 1)).tolist()
     recall, ndcg, _ = reference(scores, train.tolist(), test.tolist(), 5)
     assert got["recall@5"] == pytest.approx(recall) and got["ndcg@5"] == pytest.approx(ndcg)
