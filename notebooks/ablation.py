@@ -11,11 +11,12 @@
 # %% [markdown]
 # # UnlearnRec ablations
 #
-# Recall@20 (utility) and MI-NG (forgetting) of every UnlearnRec variant this run contains: the full method
-# (`unlearnrec`), plus any configured ablation such as `unlearnrec_no_lu`, `unlearnrec_no_lp`, `unlearnrec_no_lc`,
-# `unlearnrec_no_pretrain` or a loss-weight sweep `unlearnrec_lu_<x>`. Each is shown after the IE pass alone and
-# after the fine-tune. Retrain is the dashed reference line. The values come from `comparison.csv`, as means
-# over seeds.
+# Recall@k (utility, at the largest cut-off of the run's `evaluation.ks`), MI-NG and the forgetting error (the
+# rank KS distance of the deleted edges to Retrain's; 0 = as if retrained) of every UnlearnRec variant this run
+# contains: the full method (`unlearnrec`), plus any configured ablation such as `unlearnrec_no_lu`,
+# `unlearnrec_no_lp`, `unlearnrec_no_lc`, `unlearnrec_no_pretrain` or a loss-weight sweep `unlearnrec_lu_<x>`.
+# Each is shown after the IE pass alone and after the fine-tune. Retrain is the dashed reference line (at 0 for
+# the forgetting error). The values come from `comparison.csv`, as means over seeds.
 
 # %% tags=["parameters"]
 config_file = "config/config.yaml"
@@ -30,7 +31,8 @@ from matplotlib import pyplot as plt
 from recunlearn import report
 
 run = report.open_run(config_file, dataset)
-METRICS = {"recall@20": "Recall@20", "mi_ng": "MI-NG"}
+K = max(run.cfg["evaluation"]["ks"])
+METRICS = {f"recall@{K}": f"Recall@{K}", "mi_ng": "MI-NG", "rank_ks": "forgetting error"}
 variants = report.ablation_methods(run.methods)
 tables = {b: run.table(b).set_index(["request", "model"], drop=False) for b in run.backbones}
 rows = {b: t[t["model"].map(report.method_of).isin(variants)] for b, t in tables.items()}
@@ -44,6 +46,7 @@ display(
         else f"Variants: {', '.join(variants)}."
     )
 )
+report.record("k", K)
 report.record("variants", variants)
 report.record("models", models)
 
@@ -81,7 +84,10 @@ for metric, per_backbone in values.items():
 
 # %%
 fig, axes = plt.subplots(
-    len(run.requests), 2, squeeze=False, figsize=(max(8, min(12, 4 + 0.9 * len(models))), 0.6 + 2.8 * len(run.requests))
+    len(run.requests),
+    len(METRICS),
+    squeeze=False,
+    figsize=(max(11, min(16, 5 + 1.2 * len(models))), 0.6 + 2.8 * len(run.requests)),
 )
 width = 0.8 / len(run.backbones)
 for i, request in enumerate(run.requests):

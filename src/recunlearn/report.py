@@ -20,7 +20,7 @@ from recunlearn.pipeline.kinds import evaluated_request_ids, is_adversarial
 
 NOTEBOOKS = ("comparison", "efficiency", "forgetting", "ablation")
 _FIGURES = {
-    "comparison": ("comparison",),
+    "comparison": ("comparison", "comparison_tradeoff"),  # the bars, then utility vs forgetting error with time
     "efficiency": ("efficiency", "efficiency_size"),
     "forgetting": ("forgetting",),
     "ablation": ("ablation",),

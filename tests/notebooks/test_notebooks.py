@@ -115,24 +115,36 @@ def test_executed_notebook_has_no_errors_and_html_embeds_figures_and_tables(note
     assert 'src="results/' not in text  # nothing linked: the file stands alone
 
 
+def _k(cfg) -> int:
+    """The cut-off the notebooks show: the largest of the run's `evaluation.ks`."""
+    return max(cfg["evaluation"]["ks"])
+
+
 def test_comparison_notebook_shows_the_tables_models_and_values(cfg, records, tables, notebooks):
     rec = records["comparison"]
+    k = _k(cfg)
+    metrics = [f"recall@{k}", f"ndcg@{k}", f"a_igf@{k}", "rank_ks", "mi_bf", "mi_ng"]
+    assert rec["k"] == k and rec["metrics"] == metrics
     shown = {"reference", *report.main_methods(cfg["methods"])}
     for b, (table, _) in tables.items():
         models = [m for m in table["model"] if report.method_of(m) in shown]
         assert rec["models"] == report.order_models(models)
         for _, row in table.iterrows():
-            for metric in ("recall@20", "ndcg@20", "mi_bf", "mi_ng"):
+            for metric in metrics:
                 assert rec["means"][b][row["request"]][row["model"]][metric] == pytest.approx(row[metric])
-        retrain = table[table["model"] == "retrain"].set_index("request")["recall@20"]
-        assert rec["retrain_recall@20"][b] == pytest.approx(retrain.to_dict())
-        assert set(rec["retrain_recall@20"][b]) == set(table["request"])
-        marked = table[[f"{m}_p" for m in ("recall@20", "ndcg@20", "mi_bf", "mi_ng")]] < report.ALPHA
+        retrain = table[table["model"] == "retrain"].set_index("request")[f"recall@{k}"]
+        assert rec[f"retrain_recall@{k}"][b] == pytest.approx(retrain.to_dict())
+        assert set(rec[f"retrain_recall@{k}"][b]) == set(table["request"])
+        tested = [f"{m}_p" for m in metrics if f"{m}_p" in table.columns]
+        assert tested == [f"recall@{k}_p", f"ndcg@{k}_p", "mi_bf_p", "mi_ng_p"]  # a_igf, rank_ks: no test
+        marked = table[tested] < report.ALPHA
         assert len([r for r in rec["significant"] if r[0] == b]) == int(marked.to_numpy().sum())
     text = notebooks["comparison"][1].read_text()
     for needle in (
-        "Recall@20",
-        "NDCG@20",
+        f"Recall@{k}",
+        f"NDCG@{k}",
+        f"A-IGF@{k}",
+        "forgetting error",
         "MI-BF",
         "MI-NG",
         "Original",
@@ -143,6 +155,44 @@ def test_comparison_notebook_shows_the_tables_models_and_values(cfg, records, ta
         "n/a (one seed)",
     ):
         assert needle in text, needle
+
+
+def test_comparison_tradeoff_records_equal_the_table_for_every_request_and_row(cfg, records, tables):
+    """The trade-off figure: per backbone and request, every shown row at x = Recall@k, y = the forgetting error
+    (rank KS vs Retrain), size = seconds, exactly as comparison.csv has them; Retrain at y = 0."""
+    rec = records["comparison"]
+    k = _k(cfg)
+    assert rec["tradeoff_axes"] == {"x": f"recall@{k}", "y": "rank_ks", "size": "seconds"}
+    assert set(rec["tradeoff"]) == set(tables)
+    for b, (table, _) in tables.items():
+        requests = list(dict.fromkeys(table["request"]))
+        assert set(rec["tradeoff"][b]) == set(requests)
+        for request in requests:
+            rows = table[table["request"] == request].set_index("model")
+            points = rec["tradeoff"][b][request]
+            assert set(points) == {m for m in rec["models"] if m in rows.index}  # a JSON object: no order
+            assert {"original", "none", "retrain", "unlearnrec/ie_only", "unlearnrec/ie_ft", "sisa"} <= set(points)
+            for model, point in points.items():
+                row = rows.loc[model]
+                assert point == pytest.approx(
+                    {"x": row[f"recall@{k}"], "y": row["rank_ks"], "seconds": row["seconds"]}, rel=1e-12
+                ), (request, model)
+            assert points["retrain"]["y"] == 0.0
+            assert all(p["y"] > 0 for m, p in points.items() if m in ("original", "none"))  # they forgot nothing
+            assert all(p["seconds"] > 0 for p in points.values())
+
+
+def test_comparison_tradeoff_figure_is_a_nontrivial_png(notebooks):
+    import matplotlib.image
+
+    _, _, figures = notebooks["comparison"]
+    (tradeoff,) = [f for f in figures if f.name == f"comparison_tradeoff_{DATASET}.png"]
+    data = tradeoff.read_bytes()
+    assert data.startswith(PNG_MAGIC) and len(data) > 20_000
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")  # the IHDR chunk
+    assert width >= 600 and height >= 300
+    pixels = matplotlib.image.imread(tradeoff)
+    assert pixels.std() > 0.01  # not one flat colour
 
 
 def test_efficiency_notebook_shows_the_tables_times_sizes_and_preparation(cfg, records, tables):
@@ -167,6 +217,22 @@ def test_efficiency_notebook_shows_the_tables_times_sizes_and_preparation(cfg, r
             assert r["seconds"] == pytest.approx(match["prep_seconds"].iloc[0])
 
 
+def test_efficiency_notebook_quotes_speedups_next_to_the_forgetting_error(records, tables):
+    rec = records["efficiency"]
+    for b, (table, _) in tables.items():
+        timed = table[~table["model"].isin(["original", "retrain"])]
+        assert {(r, m) for r, per in rec["speedup"][b].items() for m in per} == set(
+            zip(timed["request"], timed["model"])
+        )
+        for _, row in timed.iterrows():
+            quote = rec["speedup"][b][row["request"]][row["model"]]
+            assert quote["speedup"] == pytest.approx(row["speedup"])
+            assert quote["speedup"] == pytest.approx(row["retrain_seconds_to_best"] / row["seconds"], rel=1e-4)
+            assert quote["speedup_vs_total"] == pytest.approx(row["retrain_seconds_total"] / row["seconds"])
+            assert quote["speedup_vs_total"] >= quote["speedup"]  # Retrain's total includes the patience epochs
+            assert quote["rank_ks"] == pytest.approx(row["rank_ks"])
+
+
 def test_forgetting_notebook_shows_the_adversarial_request_of_the_first_seed(cfg, records, tables):
     rec = records["forgetting"]
     assert rec["request"] == "adversarial-0.5" and rec["seed"] == cfg["seeds"][0]
@@ -177,13 +243,28 @@ def test_forgetting_notebook_shows_the_adversarial_request_of_the_first_seed(cfg
         assert rec["deleted_mean"][b]["retrain"] < rec["deleted_mean"][b]["original"]  # Retrain forgot the noise
 
 
+def test_forgetting_notebook_tabulates_the_error_against_retrain_of_every_request(cfg, records, tables):
+    rec = records["forgetting"]["forgetting_error"]
+    shown = {"reference", *report.main_methods(cfg["methods"])}
+    for b, (table, _) in tables.items():
+        rows = table[table["model"].map(report.method_of).isin(shown)]
+        assert {(r, m) for r, per in rec[b].items() for m in per} == set(zip(rows["request"], rows["model"]))
+        for _, row in rows.iterrows():
+            got = rec[b][row["request"]][row["model"]]
+            assert got == pytest.approx({c: row[c] for c in ("rank_ks", "rank_shift", "auc_error")})
+        for request, per in rec[b].items():
+            assert per["retrain"] == {"rank_ks": 0.0, "rank_shift": 0.0, "auc_error": 0.0}, request
+            assert per["original"]["rank_ks"] > 0 and per["original"]["rank_shift"] > 0  # before unlearning: under
+
+
 def test_ablation_notebook_shows_the_unlearnrec_rows(cfg, records, tables):
     rec = records["ablation"]
+    assert rec["k"] == _k(cfg)
     assert rec["variants"] == report.ablation_methods(cfg["methods"]) == ["unlearnrec"]
     assert rec["models"] == ["unlearnrec/ie_only", "unlearnrec/ie_ft"]
     for b, (table, _) in tables.items():
         rows = table[table["model"].isin(rec["models"])]
-        for metric in ("recall@20", "mi_ng"):
+        for metric in (f"recall@{_k(cfg)}", "mi_ng", "rank_ks"):
             for _, row in rows.iterrows():
                 assert rec[metric][b][row["request"]][row["model"]] == pytest.approx(row[metric])
 

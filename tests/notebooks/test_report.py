@@ -54,6 +54,14 @@ def test_unknown_notebook_is_refused():
     with pytest.raises(RecUnlearnError, match="unknown notebook 'nope'"):
         report.figure_names("nope", "tiny")
     assert report.figure_names("efficiency", "tiny") == ["efficiency_tiny.png", "efficiency_size_tiny.png"]
+    assert report.figure_names("comparison", "tiny") == ["comparison_tiny.png", "comparison_tradeoff_tiny.png"]
+
+
+@pytest.mark.parametrize("name", report.NOTEBOOKS)
+def test_every_figure_name_holds_its_notebooks_name(name):
+    """The notebook rules of workflow/rules/report.smk match `{notebook}` in every output, figures included: a
+    figure named without its notebook (e.g. 'tradeoff_tiny.png') would stop Snakemake from parsing the workflow."""
+    assert all(f.startswith(f"{name}_") for f in report.figure_names(name, "tiny"))
 
 
 def test_recorded_values_read_back_from_a_notebook(monkeypatch):
