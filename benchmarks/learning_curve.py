@@ -14,7 +14,6 @@ import argparse
 import json
 import time
 
-import numpy as np
 import torch
 
 from recunlearn.backbones import build_backbone
@@ -70,5 +69,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    np.seterr(all="ignore")
     main()

@@ -38,6 +38,7 @@ __all__ = [
 ]
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+ERROR_KEYS = ("rank_ks", "rank_shift", "auc_error")  # what `forgetting_error` returns
 
 
 def score_pairs(user_emb, item_emb, pairs: np.ndarray) -> np.ndarray:

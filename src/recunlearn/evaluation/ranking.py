@@ -58,6 +58,9 @@ def test_mask_edges(
     return remove_edges(edges, test, n_items)
 
 
+test_mask_edges.__test__ = False  # its name starts with "test_": keep pytest from collecting it where imported
+
+
 def _csr(edges: np.ndarray, n_users: int, n_items: int) -> sp.csr_matrix:
     edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
     m = sp.csr_matrix((np.ones(len(edges), dtype=np.float32), (edges[:, 0], edges[:, 1])), shape=(n_users, n_items))
@@ -109,11 +112,12 @@ def ranking_per_user(
         scores = user_emb[torch.from_numpy(b).to(device)] @ item_emb.T
         r, c = _rows_to_torch(mask[b], device)
         scores[r, c] = -torch.inf
-        top = torch.topk(scores, kmax, dim=1).indices
+        top_scores, top = torch.topk(scores, kmax, dim=1)
         truth = torch.zeros(len(b), n_items, dtype=torch.bool, device=device)
         r, c = _rows_to_torch(test[b], device)
         truth[r, c] = True
-        hits = truth.gather(1, top).to(torch.float64)
+        # when k exceeds a user's unmasked items, top-k returns masked (-inf) items too: they are never hits
+        hits = (truth.gather(1, top) & (top_scores > -torch.inf)).to(torch.float64)
         nt = torch.from_numpy(n_test[b]).to(device=device, dtype=torch.float64)
         for k in ks:
             kk = min(k, n_items)
@@ -138,13 +142,7 @@ def evaluate_ranking(
 
     Returns plain floats (0.0 when no user has a test pair).
 
-    Args:
-        user_emb: (n_users, d) final user embeddings.
-        item_emb: (n_items, d) final item embeddings, on the same device.
-        mask_edges: (E, 2) pairs never ranked (`test_mask_edges` builds them).
-        test_edges: (E, 2) held-out pairs; users without one are not evaluated.
-        ks: cut-offs k.
-        batch_users: users scored per dense block.
+    Args: those of `ranking_per_user`, which this averages.
     """
     users, per_user = ranking_per_user(user_emb, item_emb, mask_edges, test_edges, ks, batch_users)
     out = {key: (float(values.mean()) if len(users) else 0.0) for key, values in per_user.items()}

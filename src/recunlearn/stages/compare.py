@@ -25,23 +25,14 @@ import numpy as np
 import pandas as pd
 
 from recunlearn.errors import RecUnlearnError
-from recunlearn.evaluation.forgetting import forgetting_error
+from recunlearn.evaluation.forgetting import ERROR_KEYS, forgetting_error
+from recunlearn.evaluation.protocol import FORGETTING_KEYS
 from recunlearn.io import atomic_path, read_json, write_json
 from recunlearn.pipeline import layout
 from recunlearn.pipeline.kinds import original_kind
 from recunlearn.report import ALPHA, SCORE_SETS, label
 
-FORGETTING = [
-    "rank_ks",
-    "rank_shift",
-    "auc_error",
-    "auc_deleted_vs_nonedges",
-    "auc_deleted_vs_remaining",
-    "mi_bf",
-    "mi_ng",
-    "mia_member_rate",
-    "mia_auc",
-]
+FORGETTING = [*ERROR_KEYS, *FORGETTING_KEYS]
 TIMES = ["seconds", "prep_seconds"]
 SUMMARIES = ["deleted_mean", "deleted_median", "deleted_percentile_mean", "remaining_mean", "nonedge_mean"]
 DERIVED = [
@@ -151,23 +142,25 @@ def collect(
     rows = []
     for seed in cfg["seeds"]:
         for rid in request_ids:
-            retrain = read_json(layout.unlearn_metrics(cfg, dataset, backbone, seed, rid, "reference"))["variants"]
-            retrain_pct = _percentiles(cfg, dataset, backbone, seed, rid, "reference")["retrain"]
-            for method in ["reference", *methods]:
-                data = read_json(layout.unlearn_metrics(cfg, dataset, backbone, seed, rid, method))
-                percentiles = _percentiles(cfg, dataset, backbone, seed, rid, method)
+            jobs = {
+                method: (
+                    read_json(layout.unlearn_metrics(cfg, dataset, backbone, seed, rid, method)),
+                    _percentiles(cfg, dataset, backbone, seed, rid, method),
+                )
+                for method in ["reference", *methods]
+            }
+            retrain_data, retrain_pct = jobs["reference"]
+            retrain_auc = retrain_data["variants"]["retrain"]["auc_deleted_vs_nonedges"]
+            for method, (data, percentiles) in jobs.items():
                 prep = 0.0
                 if method in prepared:
                     report = read_json(layout.prepared_report(cfg, dataset, backbone, seed, original_kind(rid), method))
                     prep = float(report["seconds"])
                 for variant, values in data["variants"].items():
-                    row = _row(rid, method, variant, seed, data, values, prep if method != "reference" else 0.0)
+                    row = _row(rid, method, variant, seed, data, values, prep)
                     row.update(
                         forgetting_error(
-                            percentiles[variant],
-                            retrain_pct,
-                            values["auc_deleted_vs_nonedges"],
-                            retrain["retrain"]["auc_deleted_vs_nonedges"],
+                            percentiles[variant], retrain_pct["retrain"], values["auc_deleted_vs_nonedges"], retrain_auc
                         )
                     )
                     rows.append(row)

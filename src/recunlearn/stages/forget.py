@@ -16,6 +16,7 @@ from recunlearn.backbones.checkpoint import data_fingerprint, save_checkpoint
 from recunlearn.data.requests import load_request, request_ids
 from recunlearn.data.split import Split, load_split, read_edges, write_edges
 from recunlearn.errors import RecUnlearnError
+from recunlearn.evaluation.protocol import FORGETTING_KEYS as PROTOCOL_FORGETTING_KEYS
 from recunlearn.evaluation.protocol import evaluate_unlearned
 from recunlearn.graph.edges import edge_keys
 from recunlearn.io import atomic_dir, write_json
@@ -24,17 +25,9 @@ from recunlearn.stages.unlearn import jsonable, method_settings, prepared_state,
 from recunlearn.unlearning import build_method
 
 USER_PREFIX = "user-"
-# The raw forgetting figures of the report. The forgetting error needs a Retrain of the same request, which
-# `forget` does not train: the pipeline's tables have it for the configured requests.
-FORGETTING_KEYS = (
-    "auc_deleted_vs_nonedges",
-    "auc_deleted_vs_remaining",
-    "mi_bf",
-    "mi_ng",
-    "mia_member_rate",
-    "mia_auc",
-    "deleted_percentile_mean",
-)
+# The report's forgetting figures are the raw ones: the forgetting error needs a Retrain of the same request,
+# which `forget` does not train (the pipeline's tables have it for the configured requests).
+FORGETTING_KEYS = (*PROTOCOL_FORGETTING_KEYS, "deleted_percentile_mean")
 
 
 def user_request_id(request: np.ndarray) -> str:

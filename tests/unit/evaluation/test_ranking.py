@@ -139,11 +139,6 @@ def test_conventions_give_different_numbers():
     assert a["recall@5"] != pytest.approx(b["recall@5"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: ranking_per_user lets a masked (-inf) test item count as a hit once k >= the number of "
-    "unmasked items (torch.topk then returns -inf entries); the docstring says a masked test item can never be hit",
-)
 def test_raw_mask_containing_a_test_item_never_hits():
     user, items = torch.ones(1, 1), torch.tensor([[3.0], [2.0], [1.0]])
     mask, test = np.array([[0, 0], [0, 1]]), np.array([[0, 1]])  # test item 1 masked by a hand-made mask
