@@ -43,20 +43,21 @@ def test_metrics(backbone, train_edges, split, evaluation: dict, device) -> dict
     return evaluate_ranking(users, items, mask, split.test, evaluation["ks"])
 
 
-def train_model(cfg: dict, dataset: str, backbone_name: str, seed: int, kind: str) -> dict:
-    """Train, evaluate and save the model `kind` ('original', 'attacked', 'retrain/<request>'); return metrics.
+def fit(cfg: dict, backbone_name: str, split, train_edges, seed: int, device, progress: bool = True):
+    """(backbone, TrainResult): a fresh backbone trained on `train_edges` with the configured recipe.
+
+    The one place the recipe (`train` section, backbone settings) turns into a training run, so the pipeline's
+    models and `benchmarks/bench_unlearning.py`'s Retrain are trained alike.
 
     Args:
-        cfg: the validated configuration (backbone settings, `train` section, threads, device).
-        dataset: dataset name.
+        cfg: the validated configuration (backbone settings, `train` section).
         backbone_name: backbone registry name.
+        split: the dataset's split (its `valid` pairs choose the kept epoch).
+        train_edges: (E, 2) the graph to train on.
         seed: training seed (initialisation, sampling).
-        kind: which graph of the plan to train on.
-
-    Writes the checkpoint, metrics.json and the training curve of that model.
+        device: where to train.
+        progress: show a progress bar.
     """
-    device = configure_torch(cfg)
-    split, train_edges = load_graph(cfg, dataset, backbone_name, seed, kind)
     settings = cfg["backbone_settings"][backbone_name]
     backbone = build_backbone(backbone_name, split.n_users, split.n_items, settings, seed=seed)
     t = cfg["train"]
@@ -74,8 +75,26 @@ def train_model(cfg: dict, dataset: str, backbone_name: str, seed: int, kind: st
         ks=t["ks"],
         seed=seed,
         device=device,
-        progress=True,
+        progress=progress,
     )
+    return backbone, result
+
+
+def train_model(cfg: dict, dataset: str, backbone_name: str, seed: int, kind: str) -> dict:
+    """Train, evaluate and save the model `kind` ('original', 'attacked', 'retrain/<request>'); return metrics.
+
+    Args:
+        cfg: the validated configuration (backbone settings, `train` section, threads, device).
+        dataset: dataset name.
+        backbone_name: backbone registry name.
+        seed: training seed (initialisation, sampling).
+        kind: which graph of the plan to train on.
+
+    Writes the checkpoint, metrics.json and the training curve of that model.
+    """
+    device = configure_torch(cfg)
+    split, train_edges = load_graph(cfg, dataset, backbone_name, seed, kind)
+    backbone, result = fit(cfg, backbone_name, split, train_edges, seed, device)
     metrics = {
         "kind": kind,
         "backbone": backbone_name,
