@@ -90,6 +90,8 @@ report.record(
 def quoted(row: pd.Series) -> str:
     if row["model"] == "retrain":
         return f"reference ({row['seconds']:.3g} s to best, {row['retrain_seconds_total']:.3g} s total), error 0"
+    if pd.isna(row["speedup"]):  # No unlearning: nothing was forgotten, so no speed-up is quoted
+        return f"no speed-up quoted, error {row['rank_ks']:.3f}"
     return f"{row['speedup']:.2f}x ({row['speedup_vs_total']:.2f}x), error {row['rank_ks']:.3f}"
 
 
@@ -102,7 +104,7 @@ for b, t in timed.items():
         r: {
             m: {"speedup": row["speedup"], "speedup_vs_total": row["speedup_vs_total"], "rank_ks": row["rank_ks"]}
             for m, row in t[t["request"] == r].iterrows()
-            if m != "retrain"
+            if pd.notna(row["speedup"])
         }
         for r in run.requests
     }

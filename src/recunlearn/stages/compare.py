@@ -42,6 +42,9 @@ DERIVED = [
     "speedup",
     "break_even_requests",
 ]
+# rows without a speed-up or break-even: the references, and No unlearning (it forgets nothing, so being fast
+# says nothing; its seconds are one propagation)
+NOT_TIMED = ("original", "retrain", "none")
 KEYS = ["request", "model", "method", "variant", "seed", "unlearned_from", "request_edges"]
 
 
@@ -251,11 +254,10 @@ def summarise(long: pd.DataFrame, ks) -> pd.DataFrame:
     table["retrain_seconds_total"] = table["request"].map(retrain["seconds_total"])
     table["speedup"] = table["retrain_seconds_to_best"] / table["seconds"]
     table["break_even_requests"] = [
-        _break_even(p, s, r) if m not in ("original", "retrain") else np.nan
+        _break_even(p, s, r) if m not in NOT_TIMED else np.nan
         for p, s, r, m in zip(table["prep_seconds"], table["seconds"], table["retrain_seconds_to_best"], table["model"])
     ]
-    for model in ("original", "retrain"):
-        table.loc[table["model"] == model, ["speedup", "break_even_requests"]] = np.nan
+    table.loc[table["model"].isin(NOT_TIMED), ["speedup", "break_even_requests"]] = np.nan
     return table
 
 
