@@ -81,9 +81,10 @@ def run(tmp_path):
     for seed in cfg["seeds"]:
         for kind, seconds in (("original", 5.0), ("attacked", 7.0)):
             for method in PREPARED:
-                write_json(
-                    layout.prepared_report(cfg, DATASET, BACKBONE, seed, kind, method), {"seconds": seconds + seed}
-                )
+                report = {"seconds": seconds + seed}
+                if method == "unlearnrec":  # the one method here that selects a pre-training checkpoint
+                    report["selected_epoch"] = 10 * (seed + 1) + (kind == "attacked")
+                write_json(layout.prepared_report(cfg, DATASET, BACKBONE, seed, kind, method), report)
         for rid in REQUESTS:
             for method, variants in VARIANTS.items():
                 scores = {v: _scores(seed, rid, method, v) for v in variants}
@@ -138,6 +139,19 @@ def test_long_table_has_one_row_per_request_model_and_seed_with_the_metrics_valu
         assert row["unlearned_from"] == kind
         expected_prep = (7.0 if kind == "attacked" else 5.0) + row["seed"] if method in PREPARED else 0.0
         assert row["prep_seconds"] == pytest.approx(expected_prep)
+        if method == "unlearnrec":
+            assert row["selected_epoch"] == 10 * (row["seed"] + 1) + (kind == "attacked")
+        else:
+            assert np.isnan(row["selected_epoch"])
+
+
+def test_the_table_shows_the_selected_pre_training_epoch(run):
+    cfg, _ = run
+    csv = pd.read_csv(layout.comparison(cfg, DATASET, BACKBONE, "csv")).set_index(["request", "model"])
+    assert csv.loc[("random-0.1", "unlearnrec/ie_only"), "selected_epoch"] == 15  # mean of seeds' 10 and 20
+    assert np.isnan(csv.loc[("random-0.1", "sisa"), "selected_epoch"])
+    header = open(layout.comparison(cfg, DATASET, BACKBONE, "md")).read().splitlines()[2]
+    assert "selected_epoch" in header
 
 
 def test_comparison_table_is_the_long_table_averaged_over_seeds(run):
@@ -229,3 +243,31 @@ def test_density_matches_matplotlib_hist():
     edges = np.linspace(-2, 2, 11)
     counts = np.histogram(values, bins=edges)[0]
     assert density(counts.tolist(), edges) == pytest.approx(np.histogram(values, bins=edges, density=True)[0])
+
+
+def test_term_verdicts_say_a_term_earns_its_cost_only_when_removing_it_hurts():
+    from recunlearn import report
+
+    rows = []
+    for model, error, recall, prep in [
+        ("unlearnrec/ie_ft", 0.30, 0.370, 40.0),
+        ("unlearnrec/ie_only", 0.50, 0.365, 40.0),
+        ("unlearnrec_no_lu/ie_ft", 0.45, 0.371, 35.0),  # forgets worse without L_u
+        ("unlearnrec_no_lu/ie_only", 0.50, 0.365, 35.0),
+        ("unlearnrec_no_lc/ie_ft", 0.305, 0.369, 39.0),  # within both steps: no effect
+        ("unlearnrec_no_lc/ie_only", 0.49, 0.3655, 39.0),
+        ("unlearnrec_no_lp/ie_ft", 0.28, 0.350, 38.0),  # forgets a little better but loses utility
+        ("unlearnrec_no_lp/ie_only", 0.45, 0.340, 38.0),
+        ("unlearnrec_lu_2/ie_ft", 0.1, 0.1, 40.0),  # a sweep, not a removed term: no verdict
+    ]:
+        rows.append({"request": "r", "model": model, "rank_ks": error, "recall@20": recall, "prep_seconds": prep})
+    table = pd.DataFrame(rows).set_index(["request", "model"], drop=False)
+    variants = ["unlearnrec", "unlearnrec_no_lu", "unlearnrec_no_lc", "unlearnrec_no_lp", "unlearnrec_lu_2"]
+    out = report.term_verdicts(table, variants, ["r"], 20)
+    assert {m: v["verdict"] for m, v in out.items()} == {
+        "unlearnrec_no_lu": "earns its cost",
+        "unlearnrec_no_lc": "no measurable effect",
+        "unlearnrec_no_lp": "earns its cost",
+    }
+    assert dict(out["unlearnrec_no_lu"]["changes"])[("r", "ie_ft")]["error"] == pytest.approx(0.15)
+    assert out["unlearnrec_no_lu"]["prep_seconds"] == 40.0 and out["unlearnrec_no_lu"]["prep_seconds_without"] == 35.0

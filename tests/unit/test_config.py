@@ -82,7 +82,8 @@ def test_the_issue_example_fails_at_start_up_in_one_line(tmp_path):
     path = write(tmp_path, {"method_settings": {"unlearnrec": {"select": "foo"}}}, "x.yaml")
     with pytest.raises(ConfigError) as err:
         load_config(path)
-    assert str(err.value) == f"{path}: method_settings.unlearnrec.select: 'foo' is not one of ['heldout', 'budget']"
+    expected = "method_settings.unlearnrec.select: 'foo' is not one of ['guard', 'heldout', 'budget']"
+    assert str(err.value) == f"{path}: {expected}"
 
 
 def _bad_values(prop: dict) -> list[tuple[str, object]]:

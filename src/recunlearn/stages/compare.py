@@ -9,7 +9,8 @@ Writes, per dataset and backbone:
   `auc_error`; Retrain's own row is 0), the attacker's member rate beside Retrain's. Time columns: the
   per-request seconds, the one-off preparation seconds (IE pre-training, SISA shards) shown apart, Retrain's
   seconds to its kept epoch and in all, the speed-up against the former, and the number of requests after which
-  preparation plus unlearning costs less than retraining for each request ("break-even requests").
+  preparation plus unlearning costs less than retraining for each request ("break-even requests"). For a method
+  that selects a pre-training checkpoint (UnlearnRec), `selected_epoch` is the epoch its preparation kept.
 - `comparison_long.csv`: the per-seed rows behind that table, with the request size and the score summaries.
 - `scores.json`: per request, seed and model, histograms of the deleted-edge, remaining-edge and non-edge scores
   on bins shared by every model of that request and seed.
@@ -34,6 +35,8 @@ from recunlearn.report import ALPHA, SCORE_SETS, label
 
 FORGETTING = [*ERROR_KEYS, *FORGETTING_KEYS]
 TIMES = ["seconds", "prep_seconds"]
+# from the preparation report, for the methods that select a pre-training checkpoint (UnlearnRec): the kept epoch
+PREPARATION = ["selected_epoch"]
 SUMMARIES = ["deleted_mean", "deleted_median", "deleted_percentile_mean", "remaining_mean", "nonedge_mean"]
 DERIVED = [
     "retrain_mia_member_rate",
@@ -56,17 +59,17 @@ def utility_columns(ks) -> list[str]:
 
 def metric_columns(ks) -> list[str]:
     """Every per-model number averaged over seeds (the `<metric>_std` columns follow them)."""
-    return [*utility_columns(ks), *FORGETTING, *SUMMARIES, "seconds_total", *TIMES]
+    return [*utility_columns(ks), *FORGETTING, *SUMMARIES, "seconds_total", *TIMES, *PREPARATION]
 
 
 def table_columns(ks) -> list[str]:
     """The columns of comparison.md (the csv has these and more)."""
-    return ["request", "model", *utility_columns(ks), *FORGETTING, *TIMES, *DERIVED]
+    return ["request", "model", *utility_columns(ks), *FORGETTING, *TIMES, *DERIVED, *PREPARATION]
 
 
 def long_columns(ks) -> list[str]:
     """The columns of comparison_long.csv: one row per (request, model, seed)."""
-    return [*KEYS, *utility_columns(ks), *FORGETTING, *SUMMARIES, "seconds_total", *TIMES]
+    return [*KEYS, *utility_columns(ks), *FORGETTING, *SUMMARIES, "seconds_total", *TIMES, *PREPARATION]
 
 
 SCORE_BINS = 40  # bin edges shared by every model of a (request, seed)
@@ -79,7 +82,7 @@ def model_name(method: str, variant: str) -> str:
     return variant if method == "reference" or variant == method else f"{method}/{variant}"
 
 
-def _row(request_id: str, method: str, variant: str, seed: int, data: dict, values: dict, prep_seconds: float) -> dict:
+def _row(request_id: str, method: str, variant: str, seed: int, data: dict, values: dict, prep: dict) -> dict:
     """One row of the long table for one variant of one job (the forgetting error is added by `collect`).
 
     Args:
@@ -89,7 +92,7 @@ def _row(request_id: str, method: str, variant: str, seed: int, data: dict, valu
         seed: training seed of the run.
         data: the job's whole metrics.json (gives `request_edges`).
         values: that variant's metrics (utility, forgetting, score summaries, `seconds`).
-        prep_seconds: the method's one-off preparation cost in seconds (0.0 for none).
+        prep: the method's preparation report (`seconds`, and `selected_epoch` where it selects one), {} for none.
     """
     row = {
         "request": request_id,
@@ -109,7 +112,8 @@ def _row(request_id: str, method: str, variant: str, seed: int, data: dict, valu
         nonedge_mean=values["nonedges_after"]["mean"],
         seconds=values["seconds"],
         seconds_total=values.get("seconds_total", values["seconds"]),
-        prep_seconds=prep_seconds,
+        prep_seconds=float(prep.get("seconds", 0.0)),
+        selected_epoch=prep.get("selected_epoch", np.nan),
     )
     return row
 
@@ -155,10 +159,9 @@ def collect(
             retrain_data, retrain_pct = jobs["reference"]
             retrain_auc = retrain_data["variants"]["retrain"]["auc_deleted_vs_nonedges"]
             for method, (data, percentiles) in jobs.items():
-                prep = 0.0
+                prep = {}
                 if method in prepared:
-                    report = read_json(layout.prepared_report(cfg, dataset, backbone, seed, original_kind(rid), method))
-                    prep = float(report["seconds"])
+                    prep = read_json(layout.prepared_report(cfg, dataset, backbone, seed, original_kind(rid), method))
                 for variant, values in data["variants"].items():
                     row = _row(rid, method, variant, seed, data, values, prep)
                     row.update(

@@ -3,13 +3,16 @@
 The method is in docs/method.md, "Pre-training the IE (once per trained backbone, before any real request)";
 the settings are `schemas/methods/unlearnrec.yaml`. Leakage guard: pre-training never sees the evaluated
 request, and its signature does not even accept one. Checkpoint selection uses a held-out *simulated* request
-drawn from the training edges with its own seed stream (or a fixed epoch budget). Every step runs exactly one
-main propagation of the backbone (its SSL views aside), and L_u uses a sampled subset of the request.
+drawn from the training edges with its own seed stream, as a utility guard (`keeps`), or a fixed epoch budget.
+Every step runs exactly one main propagation of the backbone (its SSL views aside), and L_u uses a sampled subset
+of the request.
 """
 
 from __future__ import annotations
 
+import logging
 import time
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -28,14 +31,14 @@ __all__ = ["pretrain_influence_encoder"]
 
 
 class _HeldOutProbe:
-    """Checkpoint criterion on a held-out simulated request (never the evaluated one).
+    """The figures of one checkpoint check on a held-out simulated request (never the evaluated one):
 
-    Criterion (lower is better) = max(0, gap) + w * bpr, where
-      gap = mean σ(score of held-out deleted edges) − mean σ(score of random non-edges), the unlearned model
-            being Ẽ0 from the IE on Â(E \\ held-out): how far forgetting is from the non-edge level. It is clipped
-            at 0 because scoring deleted edges below non-edges is no extra credit (docs/method.md, "Pitfalls seen
-            when the authors' code was run here");
-      bpr = BPR loss on a fixed sample of remaining edges with fixed negatives: the utility proxy.
+    bpr = BPR loss on a fixed sample of the held-out request's remaining edges with fixed negatives: the
+          utility proxy the "guard" rule bounds;
+    gap = mean σ(score of held-out deleted edges) − mean σ(score of random non-edges), the unlearned model
+          being Ẽ0 from the IE on Â(E \\ held-out), reported for every rule;
+    criterion = max(0, gap) + w * bpr, the "heldout" rule's (lower is better; the gap is clipped at 0 because
+          scoring deleted edges below non-edges is no extra credit).
     """
 
     def __init__(self, backbone, train_edges, n_users, n_items, s, rng, device):
@@ -78,6 +81,30 @@ class _HeldOutProbe:
         return {"gap": gap, "bpr": bpr, "criterion": max(gap, 0.0) + self.w * bpr}
 
 
+def keeps(rule: str, row: dict, first: dict, best: dict | None, tolerance: float) -> bool:
+    """Whether a held-out check's state replaces the kept one (`best`, None before any check but epoch 0).
+
+    - "guard" (the default): the held-out request serves as a utility guard only. A check is kept when its BPR on
+      the held-out remaining pairs is within `tolerance` (relative) of the untrained encoder's (`first`, epoch 0),
+      and the latest such check wins: training is what makes the encoder forget, so among states that keep
+      utility the most trained one is taken. The forgetting gap is not used: on a random held-out request the
+      remaining graph still predicts the deleted edges, so the gap barely moves whatever the encoder learns
+      (docs/decisions.md, section "UnlearnRec").
+    - "heldout": the lowest max(0, gap) + w * BPR, the earlier rule; it keeps the untrained encoder on this
+      project's data and is kept for comparison.
+
+    Args:
+        rule: "guard" or "heldout".
+        row: the check's figures (`epoch`, `gap`, `bpr`, `criterion`).
+        first: the epoch-0 check (the untrained encoder).
+        best: the check kept so far.
+        tolerance: `guard_tolerance`.
+    """
+    if rule == "guard":
+        return row["epoch"] > 0 and row["bpr"] <= (1.0 + tolerance) * first["bpr"]
+    return best is None or row["criterion"] < best["criterion"]
+
+
 def _simulated_request(train_edges, n_users, n_items, s, rng, device):
     """One simulated request: (request edges, its RequestGraph, context of E_r, BPR sampler over E_r).
 
@@ -113,8 +140,9 @@ def pretrain_influence_encoder(
 
     Every `resample_every` epochs a new simulated request (a uniform fraction of E) is drawn and Â_del, Â(E_r)
     and the BPR loader over E_r are rebuilt. H0 and η are per-node tables shared by all requests. Loss per step:
-    L_M + λ_u L_u + λ_p L_p + λ_c L_c (see losses.py). The returned state is the held-out-best one
-    (`select: heldout`) or the last one (`select: budget`); it holds CPU tensors only.
+    L_M + λ_u L_u + λ_p L_p + λ_c L_c (see losses.py). The returned state is the one `keeps` chooses among the
+    held-out checks (`select: guard` or `heldout`) or the last one (`select: budget`); it holds CPU tensors only.
+    Keeping the untrained state (epoch 0) when training ran is reported (`untrained_selected`) and warned about.
 
     Args:
         backbone: the trained backbone (frozen here).
@@ -139,17 +167,19 @@ def pretrain_influence_encoder(
         rng = np.random.default_rng([seed, 0])  # simulated requests, samplers, L_u subsets
         gen = torch.Generator().manual_seed(seed)  # SSL views, dropped Â_del, InfoNCE node caps
         probe = None
-        if s["select"] == "heldout":  # its own seed stream, drawn once
+        if s["select"] != "budget":  # its own seed stream, drawn once
             probe = _HeldOutProbe(backbone, train_edges, n_users, n_items, s, np.random.default_rng([seed, 1]), device)
         state_of = lambda: {k: v.detach().cpu().clone() for k, v in enc.state_dict().items()}  # noqa: E731
         selection, history = [], []
-        best = {"epoch": 0, "criterion": np.inf, "state": state_of()}
+        best = {"epoch": 0, "criterion": np.inf, "state": state_of(), "row": None}
 
         def check(epoch: int) -> None:
             row = {"epoch": epoch, **probe.evaluate(enc, e0, ebar)}
+            first = selection[0] if selection else row
+            row["kept"] = epoch == 0 or keeps(s["select"], row, first, best["row"], s["guard_tolerance"])
             selection.append(row)
-            if row["criterion"] < best["criterion"]:
-                best.update(epoch=epoch, criterion=row["criterion"], state=state_of())
+            if row["kept"]:
+                best.update(epoch=epoch, criterion=row["criterion"], state=state_of(), row=row)
             say(f"held-out check {row}")
 
         if probe is not None:
@@ -215,9 +245,18 @@ def pretrain_influence_encoder(
                 check(epoch)
         if probe is None:
             best.update(epoch=s["epochs"], state=state_of(), criterion=None)
+    untrained = s["epochs"] > 0 and best["epoch"] == 0
+    if untrained:
+        message = (
+            f"UnlearnRec: the checkpoint rule '{s['select']}' kept the UNTRAINED Influence Encoder (epoch 0 of "
+            f"{s['epochs']}): 'ie_only' will equal No unlearning. See the selection in the preparation report."
+        )
+        warnings.warn(message, stacklevel=2)
+        logging.getLogger(__name__).warning(message)
     report = {
         "select": s["select"],
         "selected_epoch": best["epoch"],
+        "untrained_selected": untrained,
         "selected_criterion": best["criterion"],
         "selection": selection,
         "history": history,
