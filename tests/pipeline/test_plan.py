@@ -244,3 +244,24 @@ def test_a_key_the_file_did_not_hold_makes_dvc_yaml_stale(tmp_path, capsys):
     config.write_text(base + "method_settings: {gif: {scale: 2.0}}\n")
     assert cli.main(["--config", str(config), "dvc-yaml", "--check", "--output", str(target)]) == 2
     assert "is stale for" in capsys.readouterr().err
+
+
+def test_a_param_path_through_an_alias_whose_name_holds_a_dot_resolves():
+    from recunlearn.pipeline.plan import lookup
+
+    cfg = {"method_settings": {"unlearnrec": {"epochs": 5}, "unlearnrec_lu_0.1": {"lambda_u": 0.1, "base": "x"}}}
+    assert lookup(cfg, "method_settings.unlearnrec_lu_0.1") == {"lambda_u": 0.1, "base": "x"}
+    assert lookup(cfg, "method_settings.unlearnrec_lu_0.1.lambda_u") == 0.1
+    assert lookup(cfg, "method_settings.unlearnrec.epochs") == 5
+    with pytest.raises(KeyError):
+        lookup(cfg, "method_settings.unlearnrec_lu_0.2")
+
+
+def test_the_ablation_config_plans(tmp_path):
+    """Its aliases carry dots (`unlearnrec_lu_0.1`): every job's params must still resolve."""
+    cfg = load_config(ROOT / "config/ablation.yaml")
+    plan = build_plan(cfg)
+    for stage in plan:
+        plan.param_values(stage.step, stage.wildcards)
+    methods = {s.wildcards["method"] for s in plan.jobs("prepare")}
+    assert {"unlearnrec_lu_0.1", "unlearnrec_no_withdraw", "unlearnrec_no_propagation"} <= methods

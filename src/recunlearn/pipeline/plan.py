@@ -124,9 +124,14 @@ class Plan(list):
 
 
 def lookup(cfg: dict, dotted: str):
-    node = cfg
-    for part in dotted.split("."):
-        node = node[part]
+    """The value at a dotted key path. A key may itself hold dots (a method alias such as `unlearnrec_lu_0.1`):
+    at each level the longest key that matches wins; a path that matches no key raises KeyError."""
+    node, rest = cfg, dotted
+    while rest:
+        key = next((k for k in sorted(node, key=len, reverse=True) if rest == k or rest.startswith(f"{k}.")), None)
+        if key is None:
+            raise KeyError(rest)
+        node, rest = node[key], rest[len(key) + 1 :]
     return node
 
 
