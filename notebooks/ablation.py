@@ -116,3 +116,28 @@ if only_full:
 fig.suptitle(title, color="darkred" if only_full else "black")
 fig.tight_layout()
 run.save_figure(fig, "ablation")
+
+# %% [markdown]
+# ## Which terms earn their cost
+#
+# For every `unlearnrec_no_<term>` variant and every request: how much removing the term changes the forgetting
+# error and Recall@k of "IE + fine-tune" and of "IE only" against the full method (positive error change =
+# the variant forgets worse, so the term helps), and what the term costs in preparation seconds. A term earns
+# its cost when removing it raises the error by at least `ERROR_STEP` or lowers Recall@k by at least
+# `RECALL_STEP` (both printed below) on some request, for one of the two variants (`report.term_verdicts`).
+
+# %%
+display(Markdown(f"ERROR_STEP = {report.ERROR_STEP}, RECALL_STEP = {report.RECALL_STEP}"))
+verdicts = {}
+for b in run.backbones:
+    verdicts[b] = report.term_verdicts(tables[b], variants, run.requests, K)
+    lines = [
+        f"- **{m[len(report.TERM_PREFIX) :]}**: {v['verdict']} (preparation {v['prep_seconds']:.0f} s with it, "
+        f"{v['prep_seconds_without']:.0f} s without); "
+        + "; ".join(
+            f"{r} {var}: error {d['error']:+.3f}, Recall@{K} {d['recall']:+.4f}" for (r, var), d in v["changes"]
+        )
+        for m, v in verdicts[b].items()
+    ]
+    display(Markdown(f"### {b}\n" + ("\n".join(lines) or "No `unlearnrec_no_<term>` variant in this run.")))
+report.record("verdicts", {b: {m: v["verdict"] for m, v in per.items()} for b, per in verdicts.items()})

@@ -105,6 +105,47 @@ def ablation_methods(methods: list[str]) -> list[str]:
     return [m for m in methods if m.startswith(ABLATION_PREFIX)]
 
 
+TERM_PREFIX = f"{ABLATION_PREFIX}_no_"  # an ablation that removes one term (unlearnrec_no_lu, ...)
+ERROR_STEP, RECALL_STEP = 0.02, 0.005  # the smallest changes of rank_ks and Recall@k that count as an effect
+
+
+def term_verdicts(table, variants: list[str], requests: list[str], k: int) -> dict:
+    """Per `unlearnrec_no_<term>` variant: whether the term earns its cost, from a comparison table.
+
+    A term earns its cost when removing it raises the forgetting error (`rank_ks`) by at least ERROR_STEP or
+    lowers Recall@k by at least RECALL_STEP, for "IE + fine-tune" or "IE only", on some request. Returns
+    {variant: {"verdict", "changes": [((request, variant), {"error", "recall"})], "prep_seconds",
+    "prep_seconds_without"}}; the changes are the variant's minus the full method's.
+
+    Args:
+        table: a comparison table (one dataset and backbone) indexed by (request, model).
+        variants: the run's UnlearnRec methods (`ablation_methods`).
+        requests: the requests to compare on.
+        k: the Recall cut-off.
+    """
+    out = {}
+    for method in (m for m in variants if m.startswith(TERM_PREFIX)):
+        changes = []
+        for request in requests:
+            for variant in ("ie_ft", "ie_only"):
+                full, ablated = (request, f"{ABLATION_PREFIX}/{variant}"), (request, f"{method}/{variant}")
+                if full in table.index and ablated in table.index:
+                    change = {
+                        "error": float(table.loc[ablated, "rank_ks"] - table.loc[full, "rank_ks"]),
+                        "recall": float(table.loc[ablated, f"recall@{k}"] - table.loc[full, f"recall@{k}"]),
+                    }
+                    changes.append(((request, variant), change))
+        earns = any(c["error"] >= ERROR_STEP or c["recall"] <= -RECALL_STEP for _, c in changes)
+        methods = table["model"].map(method_of)
+        out[method] = {
+            "verdict": "earns its cost" if earns else "no measurable effect",
+            "changes": changes,
+            "prep_seconds": float(table[methods == ABLATION_PREFIX]["prep_seconds"].mean()),
+            "prep_seconds_without": float(table[methods == method]["prep_seconds"].mean()),
+        }
+    return out
+
+
 def forgetting_request(requests: list[str]) -> str:
     """The adversarial request shows forgetting best (its edges are noise a clean model dislikes); else the first."""
     if not requests:
