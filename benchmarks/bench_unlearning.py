@@ -35,14 +35,14 @@ from recunlearn.data.adversarial import adversarial_edges, attacked_training_set
 from recunlearn.data.requests import generate_request
 from recunlearn.data.split import load_split
 from recunlearn.evaluation.forgetting import forgetting_error
-from recunlearn.evaluation.protocol import build_reference, evaluate_unlearned
+from recunlearn.evaluation.protocol import evaluate_unlearned
 from recunlearn.graph.edges import remove_request
 from recunlearn.pipeline import layout
 from recunlearn.pipeline.kinds import ADVERSARIAL_PREFIX
 from recunlearn.stages import data
 from recunlearn.stages._runtime import configure_torch
 from recunlearn.stages.train import fit
-from recunlearn.stages.unlearn import reference_seed
+from recunlearn.stages.unlearn import forgetting_reference
 from recunlearn.unlearning import build_method
 from recunlearn.unlearning.base import OriginalModel, UnlearningTask, final_embeddings
 
@@ -116,34 +116,6 @@ def setup(cfg: dict, split, backbone: str, request_id: str, seed: int, device):
     return original, request, remaining, retrain, done
 
 
-def judge(cfg: dict, split, original: OriginalModel, request, remaining, request_id: str, seed: int):
-    """The request's forgetting reference, built exactly as the pipeline builds it.
-
-    Args:
-        cfg: the validated configuration (`evaluation` section, seeds of the reference).
-        split: the dataset's split.
-        original: the model unlearned from, with the graph it was trained on.
-        request: (R, 2) the edges to forget.
-        remaining: (E_r, 2) its training edges minus the request.
-        request_id: names the request (it fixes the reference's seed, as in the pipeline).
-        seed: training seed of the run.
-    """
-    users, items = final_embeddings(original.backbone, original.backbone.embedding.detach(), original.trained_on)
-    ev = cfg["evaluation"]
-    return build_reference(
-        users,
-        items,
-        original.trained_on,
-        request,
-        remaining,
-        split,
-        ks=ev["ks"],
-        test_mask=ev["test_mask"],
-        active_fraction=ev["active_fraction"],
-        seed=reference_seed(cfg, seed, request_id),
-    )
-
-
 def run(cfg: dict, dataset: str, backbone: str, request_id: str, methods: list[str], repeats: int, seed: int):
     """({row name: {'seconds': [...], 'metrics': {...}, 'prep': seconds}}, split, request), Retrain first.
 
@@ -159,7 +131,7 @@ def run(cfg: dict, dataset: str, backbone: str, request_id: str, methods: list[s
     device = configure_torch(cfg)
     split = load_data(cfg, dataset)
     original, request, remaining, retrain, done = setup(cfg, split, backbone, request_id, seed, device)
-    ref = judge(cfg, split, original, request, remaining, request_id, seed)
+    ref, _ = forgetting_reference(cfg, split, original, request, remaining, request_id, seed)
     task = UnlearningTask(original, request, remaining)
     runners = {m: build_method(m, cfg["method_settings"].get(m)) for m in methods}
     rows = {"retrain": {"seconds": [], "total": [], "prep": 0.0}}

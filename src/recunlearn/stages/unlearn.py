@@ -98,6 +98,27 @@ def request_task(cfg: dict, dataset: str, backbone: str, seed: int, request_id: 
     """
     original = load_original(cfg, dataset, backbone, seed, original_kind(request_id))
     remaining = remove_request(original.trained_on, request, split.n_items)
+    ref, embeddings = forgetting_reference(cfg, split, original, request, remaining, request_id, seed)
+    return original, UnlearningTask(original, request, remaining), ref, embeddings
+
+
+def forgetting_reference(
+    cfg: dict, split: Split, original: OriginalModel, request, remaining, request_id: str, seed: int
+):
+    """(the request's ForgettingReference, the original model's final (user, item) embeddings).
+
+    The one place a request's judge is built from the config's `evaluation` section and the request's seed
+    (`request_task` and benchmarks/bench_unlearning.py use it); a request it cannot judge is one RecUnlearnError.
+
+    Args:
+        cfg: the validated configuration (`evaluation`, `requests.seed`).
+        split: the dataset's split.
+        original: the model unlearned from, with the graph it was trained on.
+        request: (R, 2) the edges to forget.
+        remaining: (E_r, 2) its training edges minus the request.
+        request_id: names the request (and fixes the reference's seed).
+        seed: training seed of the run.
+    """
     users, items = final_embeddings(original.backbone, original.backbone.embedding.detach(), original.trained_on)
     evaluation = cfg["evaluation"]
     try:
@@ -115,7 +136,7 @@ def request_task(cfg: dict, dataset: str, backbone: str, seed: int, request_id: 
         )
     except RecUnlearnError as err:
         raise RecUnlearnError(f"request {request_id}: {err}") from None
-    return original, UnlearningTask(original, request, remaining), ref, (users, items)
+    return ref, (users, items)
 
 
 def prepared_state(cfg: dict, dataset: str, backbone: str, seed: int, kind: str, method: str):
