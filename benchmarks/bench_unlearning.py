@@ -109,8 +109,9 @@ def setup(cfg: dict, split, backbone: str, request_id: str, seed: int, device):
         retrain = Retrain(cfg, backbone, split, remove_request(trained_on, request, split.n_items), seed, device)
         done = None
     model.requires_grad_(False)
+    settings = cfg["backbone_settings"][backbone]
     original = OriginalModel(
-        model, trained_on, split.n_users, split.n_items, cfg["train"], cfg["backbone_settings"][backbone], seed, device
+        model, trained_on, split.n_users, split.n_items, cfg["train"], settings, seed, device, valid=split.valid
     )
     remaining = remove_request(trained_on, request, split.n_items)
     return original, request, remaining, retrain, done

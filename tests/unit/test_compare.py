@@ -15,7 +15,14 @@ from recunlearn.errors import RecUnlearnError
 from recunlearn.io import write_json
 from recunlearn.pipeline import layout
 from recunlearn.report import SCORE_SETS, density
-from recunlearn.stages.compare import SCORE_BINS, SCORE_RANGE, long_columns, model_name, write_comparison
+from recunlearn.stages.compare import (
+    SCORE_BINS,
+    SCORE_RANGE,
+    long_columns,
+    model_name,
+    uninformative_requests,
+    write_comparison,
+)
 
 DATASET, BACKBONE = "d", "b"
 REQUESTS = ["adversarial-1", "random-0.1"]
@@ -199,6 +206,27 @@ def test_speedup_is_against_retrains_time_to_best_and_both_retrain_times_are_sho
     md = open(layout.comparison(cfg, DATASET, BACKBONE, "md")).read()
     for column in ("recall@10", "ndcg@20", "a_igf@20", "rank_ks", "auc_deleted_vs_remaining", "mia_auc"):
         assert column in md.splitlines()[2]
+
+
+def test_a_request_where_no_unlearning_already_matches_retrain_is_flagged_as_uninformative(run):
+    cfg, table = run
+    room = table.set_index(["request", "model"])["room_to_forget"]
+    none = table[table["model"] == "none"].set_index("request")["rank_ks"]
+    for rid in REQUESTS:  # the request's No-unlearning error, on every row of that request
+        assert (room.xs(rid, level="request") == none[rid]).all() and none[rid] > 0.02
+    md = open(layout.comparison(cfg, DATASET, BACKBONE, "md")).read()
+    assert "cannot tell methods apart" not in md
+    # No unlearning's deleted edges placed exactly as Retrain's on random-0.1 (for every seed): nothing to forget
+    for seed in cfg["seeds"]:
+        pct = dict(np.load(layout.unlearn_scores(cfg, DATASET, BACKBONE, seed, "random-0.1", "reference")))
+        path = layout.unlearn_scores(cfg, DATASET, BACKBONE, seed, "random-0.1", "none")
+        none_scores = dict(np.load(path))
+        none_scores["none__deleted_percentile"] = pct["retrain__deleted_percentile"]
+        np.savez(path, **none_scores)
+    table = write_comparison(cfg, DATASET, BACKBONE, REQUESTS, METHODS, PREPARED)
+    assert uninformative_requests(table) == ["random-0.1"]
+    md = open(layout.comparison(cfg, DATASET, BACKBONE, "md")).read()
+    assert "on random-0.1: there the forgetting columns cannot tell methods apart" in md
 
 
 def test_a_missing_metric_is_one_error_naming_the_row(run):

@@ -31,7 +31,7 @@ from recunlearn.evaluation.protocol import FORGETTING_KEYS
 from recunlearn.io import atomic_path, read_json, write_json
 from recunlearn.pipeline import layout
 from recunlearn.pipeline.kinds import original_kind
-from recunlearn.report import ALPHA, SCORE_SETS, label
+from recunlearn.report import ALPHA, ERROR_STEP, SCORE_SETS, label
 
 FORGETTING = [*ERROR_KEYS, *FORGETTING_KEYS]
 TIMES = ["seconds", "prep_seconds"]
@@ -44,6 +44,7 @@ DERIVED = [
     "retrain_seconds_total",
     "speedup",
     "break_even_requests",
+    "room_to_forget",
 ]
 # rows without a speed-up or break-even: the references, and No unlearning (it forgets nothing, so being fast
 # says nothing; its seconds are one propagation)
@@ -261,7 +262,18 @@ def summarise(long: pd.DataFrame, ks) -> pd.DataFrame:
         for p, s, r, m in zip(table["prep_seconds"], table["seconds"], table["retrain_seconds_to_best"], table["model"])
     ]
     table.loc[table["model"].isin(NOT_TIMED), ["speedup", "break_even_requests"]] = np.nan
+    none = table[table["model"] == "none"].set_index("request")["rank_ks"]
+    table["room_to_forget"] = table["request"].map(none) if len(none) else np.nan
     return table
+
+
+def uninformative_requests(table: pd.DataFrame) -> list[str]:
+    """Requests whose forgetting error cannot tell methods apart: No unlearning is already within ERROR_STEP of
+    Retrain (`room_to_forget`, its rank_ks). Example: a user-wise request under SimGCL, whose readout leaves a
+    user with no remaining edge a zero embedding, so that user's items tie in every model on the remaining graph.
+    """
+    room = table.drop_duplicates("request").set_index("request")["room_to_forget"]
+    return [str(r) for r, v in room.items() if v < ERROR_STEP]
 
 
 def _break_even(prep: float, per_request: float, retrain: float) -> float:
@@ -288,6 +300,12 @@ def to_markdown(table: pd.DataFrame, title: str, columns: list[str]) -> str:
                 cells.append(_fmt(value, row.get(f"{col}_std")) + mark)
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", f"Mean ± std over seeds. * = differs from Retrain (paired t-test across seeds, p < {ALPHA})."]
+    flat = uninformative_requests(table) if "room_to_forget" in table else []
+    if flat:
+        lines.append(
+            f"No unlearning is already within {ERROR_STEP} of Retrain's forgetting (room_to_forget) on "
+            f"{', '.join(flat)}: there the forgetting columns cannot tell methods apart."
+        )
     return "\n".join(lines) + "\n"
 
 

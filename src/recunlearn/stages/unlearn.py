@@ -49,8 +49,9 @@ def load_original(cfg: dict, dataset: str, backbone: str, seed: int, kind: str) 
     split, trained_on = load_graph(cfg, dataset, backbone, seed, kind)
     model, _ = load_checkpoint(layout.checkpoint(cfg, dataset, backbone, seed, kind), device)
     model.requires_grad_(False)
+    settings = cfg["backbone_settings"][backbone]
     return OriginalModel(
-        model, trained_on, split.n_users, split.n_items, cfg["train"], cfg["backbone_settings"][backbone], seed, device
+        model, trained_on, split.n_users, split.n_items, cfg["train"], settings, seed, device, valid=split.valid
     )
 
 

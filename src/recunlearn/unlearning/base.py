@@ -42,6 +42,9 @@ class OriginalModel:
     backbone_settings: dict  # the config's backbone_settings.<backbone>
     seed: int
     device: torch.device
+    # (V, 2) the split's validation pairs, for methods that select a checkpoint on validation (GNNDelete);
+    # None where no split is at hand (a method then falls back to a fixed budget and says so)
+    valid: np.ndarray | None = None
 
 
 @dataclass

@@ -226,3 +226,30 @@ def test_attack_errors_and_constant_feature():
     mia = MembershipInferenceAttack().fit(members, non)
     assert mia.state()["scale"][1] == 1.0 and mia.state()["weights"][1] == pytest.approx(0.0, abs=1e-12)
     assert mia.member_rate(members) == 1.0 and mia.member_rate(non) == 0.0
+
+
+@pytest.mark.parametrize("backbone, tied", [("simgcl", True), ("lightgcn", False)])
+def test_a_user_deleted_whole_is_tied_under_simgcls_readout_so_every_model_has_zero_forgetting_error(backbone, tied):
+    """Why SimGCL's user-wise requests show rank_ks 0 for every row: its readout (mean of layers 1..L) gives a user
+    with no remaining edge a zero embedding, so each of their items scores 0 and sits at percentile 0.5 under any
+    embedding table. LightGCN keeps layer 0 in its readout, so two tables still rank that user's items apart."""
+    from recunlearn.backbones import build_backbone
+    from recunlearn.evaluation.ranking import within_user_percentiles
+    from recunlearn.graph.adjacency import normalized_adjacency
+
+    n_users, n_items = 4, 6
+    train = np.array([[0, 0], [0, 1], [0, 2], [1, 1], [1, 3], [2, 2], [2, 4], [3, 3], [3, 5], [1, 5]])
+    request = train[train[:, 0] == 0]  # user 0's every edge: a user-wise request
+    adj = normalized_adjacency(train[train[:, 0] != 0], n_users, n_items, "cpu")
+    percentiles = []
+    for seed in (0, 1):  # two different trained tables stand in for two unlearned models
+        model = build_backbone(backbone, n_users, n_items, {"dim": 8}, seed=seed)
+        with torch.no_grad():
+            model.embedding.normal_(generator=torch.Generator().manual_seed(seed))
+            users, items = model.split(model.propagate(model.embedding, adj))
+        percentiles.append(within_user_percentiles(users, items, request))
+    error = forgetting_error(percentiles[0], percentiles[1], 0.5, 0.5)["rank_ks"]
+    if tied:
+        assert np.all(percentiles[0] == 0.5) and np.all(percentiles[1] == 0.5) and error == 0.0
+    else:
+        assert error > 0.0
