@@ -78,6 +78,7 @@ def _variant_metrics(seed: int, rid: str, method: str, variant: str, scores: dic
         "deleted_after": summary["deleted"],
         "remaining_after": summary["remaining"],
         "nonedges_after": summary["non_edges"],
+        **({"info": {"shards_retrained": 1 + seed}} if method == "sisa" else {}),
     }
 
 
@@ -159,6 +160,13 @@ def test_the_table_shows_the_selected_pre_training_epoch(run):
     assert np.isnan(csv.loc[("random-0.1", "sisa"), "selected_epoch"])
     header = open(layout.comparison(cfg, DATASET, BACKBONE, "md")).read().splitlines()[2]
     assert "selected_epoch" in header
+
+
+def test_the_table_shows_how_many_shards_a_sharded_method_retrained(run):
+    _, table = run
+    sisa = table[table["model"] == "sisa"]
+    assert len(sisa) == len(REQUESTS) and (sisa["shards_retrained"] == 1.5).all()  # seeds 0 and 1: 1 and 2 shards
+    assert table[table["model"] != "sisa"]["shards_retrained"].isna().all()
 
 
 def test_comparison_table_is_the_long_table_averaged_over_seeds(run):

@@ -7,9 +7,10 @@ names unknown users or items, lists pairs that are not training edges, or repeat
 
 Request ids name the protocol and its size, and are the file names:
 `random-0.01` (1% of training edges), `users-core-0.05` / `users-edge-0.05` / `users-random-0.05` (all edges of 5%
-of users: the most active, the least active, or uniformly chosen). Adversarial requests need a trained model and
-are produced by `recunlearn.data.adversarial`. The protocols are described in docs/method.md, section
-"Requests used in evaluation".
+of users: the most active, the least active, or uniformly chosen), `user-1-of-3` (every edge of one user, the
+first of three drawn uniformly: single-user requests, where a sharded method retrains one shard). Adversarial
+requests need a trained model and are produced by `recunlearn.data.adversarial`. The protocols are described in
+docs/method.md, section "Requests used in evaluation".
 """
 
 from __future__ import annotations
@@ -36,11 +37,20 @@ def users_id(kind: str, fraction: float) -> str:
     return f"users-{kind}-{fraction:g}"
 
 
+def single_user_id(index: int, count: int) -> str:
+    return f"user-{index}-of-{count}"
+
+
+SINGLE_USER_SET = "user"  # the generator stream of the single-user set: one draw of `count` distinct users
+
+
 def request_ids(requests_cfg: dict) -> list[str]:
     """Every non-adversarial request id the configuration asks for, in a stable order."""
     ids = [random_edges_id(f) for f in requests_cfg["random_edges"]]
     users = requests_cfg["users"]
     ids += [users_id(kind, f) for kind in users["kinds"] for f in users["fractions"]]
+    count = requests_cfg["single_users"]
+    ids += [single_user_id(i, count) for i in range(1, count + 1)]
     return ids
 
 
@@ -92,6 +102,14 @@ def generate_request(split: Split, request_id: str, seed: int) -> np.ndarray:
     if kind == "users":
         users = choose_users(split.train, split.n_users, rest[0], float(rest[1]), rng)
         return user_requests(split.train, users)
+    if kind == SINGLE_USER_SET and len(rest) == 3 and rest[1] == "of":
+        index, count = int(rest[0]), int(rest[2])
+        active = np.flatnonzero(np.bincount(split.train[:, 0], minlength=split.n_users) > 0)
+        if not 1 <= index <= count <= len(active):
+            raise RequestError(f"request '{request_id}': needs 1 <= index <= count <= {len(active)} active users")
+        # one draw for the whole set (its own stream), so the set's users are distinct and each id keeps its user
+        chosen = _rng(seed, single_user_id(1, count)).choice(active, size=count, replace=False)
+        return user_requests(split.train, chosen[index - 1 : index])
     raise RequestError(f"unknown request id '{request_id}'")
 
 

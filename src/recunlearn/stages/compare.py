@@ -37,6 +37,8 @@ FORGETTING = [*ERROR_KEYS, *FORGETTING_KEYS]
 TIMES = ["seconds", "prep_seconds"]
 # from the preparation report, for the methods that select a pre-training checkpoint (UnlearnRec): the kept epoch
 PREPARATION = ["selected_epoch"]
+# from a variant's own report (`Unlearned.info`): how many shards a sharded method retrained for the request
+INFO = ["shards_retrained"]
 SUMMARIES = ["deleted_mean", "deleted_median", "deleted_percentile_mean", "remaining_mean", "nonedge_mean"]
 DERIVED = [
     "retrain_mia_member_rate",
@@ -60,17 +62,17 @@ def utility_columns(ks) -> list[str]:
 
 def metric_columns(ks) -> list[str]:
     """Every per-model number averaged over seeds (the `<metric>_std` columns follow them)."""
-    return [*utility_columns(ks), *FORGETTING, *SUMMARIES, "seconds_total", *TIMES, *PREPARATION]
+    return [*utility_columns(ks), *FORGETTING, *SUMMARIES, "seconds_total", *TIMES, *PREPARATION, *INFO]
 
 
 def table_columns(ks) -> list[str]:
     """The columns of comparison.md (the csv has these and more)."""
-    return ["request", "model", *utility_columns(ks), *FORGETTING, *TIMES, *DERIVED, *PREPARATION]
+    return ["request", "model", *utility_columns(ks), *FORGETTING, *TIMES, *DERIVED, *PREPARATION, *INFO]
 
 
 def long_columns(ks) -> list[str]:
     """The columns of comparison_long.csv: one row per (request, model, seed)."""
-    return [*KEYS, *utility_columns(ks), *FORGETTING, *SUMMARIES, "seconds_total", *TIMES, *PREPARATION]
+    return [*KEYS, *utility_columns(ks), *FORGETTING, *SUMMARIES, "seconds_total", *TIMES, *PREPARATION, *INFO]
 
 
 SCORE_BINS = 40  # bin edges shared by every model of a (request, seed)
@@ -116,6 +118,7 @@ def _row(request_id: str, method: str, variant: str, seed: int, data: dict, valu
         prep_seconds=float(prep.get("seconds", 0.0)),
         selected_epoch=prep.get("selected_epoch", np.nan),
     )
+    row.update({key: values.get("info", {}).get(key, np.nan) for key in INFO})
     return row
 
 

@@ -15,13 +15,15 @@ from recunlearn.unlearning.gnndelete import GNNDelete
 from recunlearn.unlearning.none import NoUnlearning
 from recunlearn.unlearning.receraser import RecEraser
 from recunlearn.unlearning.reverse_bpr import ReverseBPR
+from recunlearn.unlearning.scif import SCIF
 from recunlearn.unlearning.sisa import SISA
 from recunlearn.unlearning.unlearnrec import UnlearnRec
 
 __all__ = ["METHODS", "build_method", "method_class"]
 
 METHODS: dict[str, type[UnlearningMethod]] = {
-    cls.name: cls for cls in (NoUnlearning, UnlearnRec, FineTune, ReverseBPR, GIF, SISA, RecEraser, GNNDelete, D2DGN)
+    cls.name: cls
+    for cls in (NoUnlearning, UnlearnRec, FineTune, ReverseBPR, GIF, SISA, RecEraser, GNNDelete, D2DGN, SCIF)
 }
 
 

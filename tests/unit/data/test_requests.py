@@ -32,8 +32,27 @@ def keys(edges, split):
 
 
 def test_request_ids_follow_config():
-    cfg = {"random_edges": [0.01, 0.05], "users": {"kinds": ["core", "edge"], "fractions": [0.1]}}
-    assert request_ids(cfg) == ["random-0.01", "random-0.05", "users-core-0.1", "users-edge-0.1"]
+    cfg = {"random_edges": [0.01, 0.05], "users": {"kinds": ["core", "edge"], "fractions": [0.1]}, "single_users": 2}
+    assert request_ids(cfg) == [
+        *["random-0.01", "random-0.05", "users-core-0.1", "users-edge-0.1"],
+        *["user-1-of-2", "user-2-of-2"],
+    ]
+
+
+def test_single_user_requests_delete_every_edge_of_one_distinct_user_each(split):
+    count = 4
+    requests = [generate_request(split, f"user-{i}-of-{count}", seed=0) for i in range(1, count + 1)]
+    users = [np.unique(r[:, 0]) for r in requests]
+    assert all(len(u) == 1 for u in users) and len({int(u[0]) for u in users}) == count
+    for req, (user,) in zip(requests, users):
+        assert keys(req, split) == keys(split.train[split.train[:, 0] == user], split)
+    # the set is one draw: a user keeps its place whatever is generated first, and another seed draws others
+    assert np.array_equal(generate_request(split, "user-3-of-4", seed=0), requests[2])
+    assert {int(np.unique(generate_request(split, f"user-{i}-of-4", seed=1)[:, 0])[0]) for i in range(1, 5)} != {
+        int(u[0]) for u in users
+    }
+    with pytest.raises(RequestError, match="user-5-of-4"):
+        generate_request(split, "user-5-of-4", seed=0)
 
 
 def test_random_edges_are_training_edges_of_the_right_size(split):

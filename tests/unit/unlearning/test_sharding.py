@@ -1,11 +1,17 @@
-"""Shard partitions (SISA, RecEraser): balanced, seeded; RecEraser's vectorised greedy pass equals the paper's loop."""
+"""Shard partitions (SISA, RecEraser): balanced, seeded; RecEraser's vectorised greedy pass equals the paper's loop;
+the k-means on gathered rows equals the k-means on per-interaction copies, and its centroids are per-dimension means."""
 
 import numpy as np
 import pytest
 
 from recunlearn.graph.edges import unique_edges
 from recunlearn.unlearning.base import final_embeddings
-from recunlearn.unlearning.sharding import greedy_balanced_assignment, random_partition, receraser_partition
+from recunlearn.unlearning.sharding import (
+    balanced_kmeans,
+    greedy_balanced_assignment,
+    random_partition,
+    receraser_partition,
+)
 
 N_USERS, N_ITEMS = 30, 20  # the two-block graph of conftest.py
 
@@ -49,3 +55,23 @@ def test_receraser_partition_is_balanced_and_deterministic(original, mode):
         col = 0 if mode == "user" else 1
         for node in np.unique(edges[:, col]):
             assert len(np.unique(a[edges[:, col] == node])) == 1
+
+
+def test_kmeans_on_gathered_rows_equals_kmeans_on_per_interaction_copies(original):
+    edges = unique_edges(original.trained_on, N_ITEMS)
+    users, items = (t.numpy() for t in final_embeddings(original.backbone, original.backbone.embedding, edges))
+    n, every = len(edges), np.arange(len(edges))
+    capacity = int(np.ceil(1.2 * n / 4))
+    gathered, rep_a = balanced_kmeans([(users, edges[:, 0]), (items, edges[:, 1])], 4, capacity, 10, seed=2)
+    copied, rep_b = balanced_kmeans([(users[edges[:, 0]], every), (items[edges[:, 1]], every)], 4, capacity, 10, seed=2)
+    assert np.array_equal(gathered, copied) and rep_a == rep_b
+
+
+def test_kmeans_centroids_are_per_dimension_means():
+    # two well-separated groups in 2-D; scalar centroids (the official np.mean without an axis) cannot part them
+    rng = np.random.default_rng(0)
+    points = np.concatenate([rng.normal([0, 10], 0.3, (20, 2)), rng.normal([10, 0], 0.3, (20, 2))])
+    for seed in range(5):
+        assignment, report = balanced_kmeans([(points, np.arange(40))], 2, 24, 20, seed=seed)
+        assert report["converged"]
+        assert len(set(assignment[:20])) == 1 and len(set(assignment[20:])) == 1 and assignment[0] != assignment[20]

@@ -1,13 +1,33 @@
-"""SISA: a request retrains exactly the shards it touches, each bit-identical to training that shard from scratch."""
+"""SISA: a request retrains exactly the shards it touches, each bit-identical to training that shard from scratch
+on its remaining edges; untouched shards are reused bit for bit; shards early-stop on validation when given."""
+
+import dataclasses
 
 import numpy as np
 import pytest
 import torch
 
-from recunlearn.errors import ConfigError
+from recunlearn.errors import ConfigError, RequestError
 from recunlearn.unlearning import METHODS, sisa
 
 N_USERS, N_ITEMS = 30, 20  # the two-block graph of conftest.py
+
+
+def valid_pairs(original, seed=0):
+    """One held-out pair per user: an item of its own block it has no training edge with."""
+    rng, trained = np.random.default_rng(seed), set(map(tuple, original.trained_on.tolist()))
+    pairs = []
+    for u in range(N_USERS):
+        pool = [i for i in (range(10) if u < 15 else range(10, 20)) if (u, i) not in trained]
+        pairs.append((u, int(rng.choice(pool))))
+    return np.array(pairs, dtype=np.int64)
+
+
+@pytest.fixture(scope="module")
+def with_valid(original):
+    """The original model with validation pairs and a budget where early stopping must act (cap 200 epochs)."""
+    train = {**original.train_settings, "max_epochs": 200, "patience": 1, "eval_every": 1}
+    return dataclasses.replace(original, valid=valid_pairs(original), train_settings=train)
 
 
 @pytest.fixture(scope="module")
@@ -17,38 +37,56 @@ def sisa_prepared(original):
     return method, state, report
 
 
-def test_sisa_retrains_exactly_the_touched_shards(original, sisa_prepared, task_for):
-    method, state, report = sisa_prepared
-    assert report["seconds"] > 0 and len(report["shards"]) == 4
-    edges, assign = state["edges"].numpy(), state["assignment"].numpy()
-    request = np.concatenate([edges[assign == 0][:2], edges[assign == 2][:1]])
-    new, info, _ = method.update(task_for(original, request), state)
-    assert info["retrained_shards"] == [0, 2]
-    for k in (1, 3):
-        assert torch.equal(new["shard_final"][k], state["shard_final"][k])
-    for k in (0, 2):
-        assert not torch.equal(new["shard_final"][k], state["shard_final"][k])
-    # exact unlearning: a retrained shard IS the shard model trained from scratch on its remaining edges
+@pytest.fixture
+def count_trainings(monkeypatch):
+    """The edge counts of every shard training `sisa.train_shard` runs from now on."""
+    calls = []
+    real = sisa.train_shard
+
+    def counting(original, edges, *args):
+        calls.append(len(edges))
+        return real(original, edges, *args)
+
+    monkeypatch.setattr(sisa, "train_shard", counting)
+    return calls
+
+
+def fresh(method, original, state, shard):
+    """Shard `shard` trained from scratch on its edges in `state`, with its seed: what exact unlearning must give."""
     s = method.settings
-    fresh, _, _ = sisa.train_shard(
-        original,
-        new["edges"].numpy()[new["assignment"].numpy() == 0],
-        state["seeds"][0],
-        s["epochs"],
-        s["valid_fraction"],
-        s["mask_unseen"],
-    )
-    assert torch.equal(fresh, new["shard_final"][0])
-    keys = new["edges"].numpy() @ np.array([N_ITEMS, 1])
-    assert not np.isin(request @ np.array([N_ITEMS, 1]), keys).any()
+    edges = state["edges"].numpy()[state["assignment"].numpy() == shard]
+    return sisa.train_shard(original, edges, state["seeds"][shard], s["epochs"], s["early_stop"], s["mask_unseen"])
 
 
-def test_sisa_request_inside_one_shard_retrains_one_and_scores_are_the_shard_mean(original, sisa_prepared, task_for):
+def test_a_request_retrains_only_its_shards_each_equal_to_training_it_from_scratch(
+    original, sisa_prepared, task_for, count_trainings
+):
     method, state, _ = sisa_prepared
     edges, assign = state["edges"].numpy(), state["assignment"].numpy()
-    out = method.unlearn(task_for(original, edges[assign == 3][:3]), state)["sisa"]
-    assert out.info["retrained_shards"] == [3] and out.info["n_retrained"] == 1
-    new, _, _ = method.update(task_for(original, edges[assign == 3][:3]), state)
+    request = np.concatenate([edges[assign == 0][:2], edges[assign == 2][:1]])
+    new, info, timings = method.update(task_for(original, request), state)
+    assert (info["shards_retrained"], info["shards"], info["retrained"]) == (2, 4, [0, 2])
+    assert sorted(count_trainings) == sorted([int((assign == 0).sum()) - 2, int((assign == 2).sum()) - 1])
+    for k in (1, 3):  # untouched: the prepared tensors themselves
+        for key in ("shard_initial", "shard_final", "present"):
+            assert torch.equal(new[key][k], state[key][k])
+    for k in (0, 2):  # retrained: exactly the shard model trained from scratch without the deleted edges
+        shard = fresh(method, original, new, k)
+        assert torch.equal(shard.final, new["shard_final"][k]) and torch.equal(shard.initial, new["shard_initial"][k])
+        assert not torch.equal(new["shard_final"][k], state["shard_final"][k])
+    keys = new["edges"].numpy() @ np.array([N_ITEMS, 1])
+    assert not np.isin(request @ np.array([N_ITEMS, 1]), keys).any()
+    assert set(timings) == {"shards"}
+
+
+def test_a_request_inside_one_shard_retrains_one_and_scores_are_the_shard_mean(original, sisa_prepared, task_for):
+    method, state, _ = sisa_prepared
+    edges, assign = state["edges"].numpy(), state["assignment"].numpy()
+    task = task_for(original, edges[assign == 3][:3])
+    out = method.unlearn(task, state)["sisa"]
+    assert out.info["retrained"] == [3] and out.info["shards_retrained"] == 1 and out.info["shards"] == 4
+    assert set(out.timings) == {"shards", "combine"} and out.timings["shards"] <= out.seconds
+    new, _, _ = method.update(task, state)
     finals = new["shard_final"]
     mean_score = torch.stack([f[:N_USERS] @ f[N_USERS:].T for f in finals]).mean(0)
     assert torch.allclose(out.user_emb @ out.item_emb.T, mean_score, atol=1e-5)
@@ -57,19 +95,52 @@ def test_sisa_request_inside_one_shard_retrains_one_and_scores_are_the_shard_mea
     assert torch.equal(out.user_emb[:, :d], state["shard_final"][0][:N_USERS] * 0.5)
 
 
-def test_sisa_early_stopping_on_a_held_out_part(original):
-    state, report = METHODS["sisa"]({"shards": 2, "valid_fraction": 0.2}).prepare(original)
+def test_without_validation_pairs_a_shard_trains_the_fixed_budget_and_says_so(original, sisa_prepared):
+    _, state, report = sisa_prepared
+    assert report["seconds"] > 0 and set(report["timings"]) == {"partition", "shards"}
     assert [s["edges"] for s in report["shards"]] == np.bincount(state["assignment"].numpy()).tolist()
-    assert all(s["best_epoch"] <= s["epochs"] <= original.train_settings["max_epochs"] for s in report["shards"])
+    for shard in report["shards"]:
+        assert shard["epochs"] == original.train_settings["max_epochs"] == shard["best_epoch"]
+        assert shard["stop"] == "fixed budget (no validation pairs)"
+
+
+def test_shards_early_stop_on_the_validation_pairs_of_their_users(with_valid, task_for):
+    method = METHODS["sisa"]({"shards": 2})
+    state, report = method.prepare(with_valid)
+    for k, shard in enumerate(report["shards"]):
+        users = np.unique(state["edges"].numpy()[state["assignment"].numpy() == k][:, 0])
+        assert shard["valid_pairs"] == int(np.isin(with_valid.valid[:, 0], users).sum()) > 0
+        # patience 1, checked every epoch: the run stops one epoch after its best, far below the 200-epoch cap
+        assert shard["stop"] == "early stop on validation" and shard["best_epoch"] == shard["epochs"] - 1 < 199
+    edges, assign = state["edges"].numpy(), state["assignment"].numpy()
+    new, info, _ = method.update(task_for(with_valid, edges[assign == 1][:2]), state)
+    assert info["shards_retrained"] == 1 and info["shard_training"]["1"]["stop"] == "early stop on validation"
+    assert torch.equal(fresh(method, with_valid, new, 1).final, new["shard_final"][1])  # still exact
+    assert torch.equal(new["shard_final"][0], state["shard_final"][0])
+
+
+def test_early_stop_off_trains_the_given_epochs(with_valid):
+    _, report = METHODS["sisa"]({"shards": 2, "epochs": 3, "early_stop": False}).prepare(with_valid)
+    assert all(s["epochs"] == 3 and s["stop"] == "fixed budget (early_stop off)" for s in report["shards"])
+
+
+def test_a_request_edge_outside_the_prepared_edges_is_refused(original, sisa_prepared, task_for):
+    method, state, _ = sisa_prepared
+    task = task_for(original, state["edges"].numpy()[:1])
+    task.request = np.array([[0, 19]])  # block A user, block B item: never a training edge
+    with pytest.raises(RequestError, match="not in the prepared training edges"):
+        method.update(task, state)
 
 
 def test_registered_and_unknown_settings_refused():
     assert METHODS["sisa"] is sisa.SISA
     with pytest.raises(ConfigError, match="unknown key"):
         sisa.SISA({"no_such_setting": 1})
+    with pytest.raises(ConfigError, match="unknown key"):  # replaced by early stopping on the split's pairs
+        sisa.SISA({"valid_fraction": 0.1})
 
 
-@pytest.mark.parametrize("settings", [{"shards": 0}])
+@pytest.mark.parametrize("settings", [{"shards": 0}, {"epochs": -1}, {"early_stop": "yes"}])
 def test_invalid_values_refused(settings):
     with pytest.raises(ConfigError):
         METHODS["sisa"](settings)

@@ -279,6 +279,25 @@ def test_pretraining_with_the_guard_records_the_trajectory_and_keeps_the_latest_
     assert report["selected_epoch"] == 12 and report["untrained_selected"] is False
 
 
+@pytest.mark.parametrize("guard_stop", [True, False])
+def test_pretraining_ends_at_the_first_check_the_guard_rejects_unless_told_to_run_every_epoch(
+    tiny, monkeypatch, guard_stop
+):
+    from recunlearn.unlearning.unlearnrec import pretrain
+
+    bb, edges, _ = tiny
+    monkeypatch.setattr(pretrain, "keeps", lambda rule, row, *rest: row["epoch"] < 6)  # epoch 6 on is too costly
+    settings = {**FAST, "select": "guard", "guard_stop": guard_stop}
+    _, report = pretrain_influence_encoder(bb, edges, N_USERS, N_ITEMS, settings, seed=1)
+    assert report["selected_epoch"] == 3
+    if guard_stop:
+        assert report["stop_reason"] == "guard" and report["epochs_run"] == 6 and len(report["history"]) == 6
+        assert [row["epoch"] for row in report["selection"]] == [0, 3, 6]
+    else:
+        assert report["stop_reason"] == "budget" and report["epochs_run"] == 12
+        assert [row["epoch"] for row in report["selection"]] == [0, 3, 6, 9, 12]
+
+
 def test_keeping_the_untrained_encoder_is_warned_about_and_reported(tiny, monkeypatch):
     from recunlearn.unlearning.unlearnrec import pretrain
 

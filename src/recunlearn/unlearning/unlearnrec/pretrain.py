@@ -105,6 +105,13 @@ def keeps(rule: str, row: dict, first: dict, best: dict | None, tolerance: float
     return best is None or row["criterion"] < best["criterion"]
 
 
+def stops(settings: dict, row: dict) -> bool:
+    """Whether pre-training ends at this held-out check: under "guard" with `guard_stop`, at the first check the
+    guard rejects. The held-out BPR only rises with training (docs/decisions.md, section "UnlearnRec"), so the
+    epochs after it would not be kept; stopping there saves them without changing the kept state's rule."""
+    return settings["select"] == "guard" and settings["guard_stop"] and row["epoch"] > 0 and not row["kept"]
+
+
 def _simulated_request(train_edges, n_users, n_items, s, rng, device):
     """One simulated request: (request edges, its RequestGraph, context of E_r, BPR sampler over E_r).
 
@@ -142,7 +149,8 @@ def pretrain_influence_encoder(
     and the BPR loader over E_r are rebuilt. H0 and η are per-node tables shared by all requests. Loss per step:
     L_M + λ_u L_u + λ_p L_p + λ_c L_c (see losses.py). The returned state is the one `keeps` chooses among the
     held-out checks (`select: guard` or `heldout`) or the last one (`select: budget`); it holds CPU tensors only.
-    Keeping the untrained state (epoch 0) when training ran is reported (`untrained_selected`) and warned about.
+    Keeping the untrained state (epoch 0) when training ran is reported (`untrained_selected`) and warned about;
+    `stop_reason` is "budget" (every epoch ran) or "guard" (`stops`), `epochs_run` how many did.
 
     Args:
         backbone: the trained backbone (frozen here).
@@ -173,7 +181,7 @@ def pretrain_influence_encoder(
         selection, history = [], []
         best = {"epoch": 0, "criterion": np.inf, "state": state_of(), "row": None}
 
-        def check(epoch: int) -> None:
+        def check(epoch: int) -> dict:
             row = {"epoch": epoch, **probe.evaluate(enc, e0, ebar)}
             first = selection[0] if selection else row
             row["kept"] = epoch == 0 or keeps(s["select"], row, first, best["row"], s["guard_tolerance"])
@@ -181,10 +189,11 @@ def pretrain_influence_encoder(
             if row["kept"]:
                 best.update(epoch=epoch, criterion=row["criterion"], state=state_of(), row=row)
             say(f"held-out check {row}")
+            return row
 
         if probe is not None:
             check(0)
-        n_requests = 0
+        n_requests, stop_reason, last_epoch = 0, "budget", 0
         for epoch in range(1, s["epochs"] + 1):
             t0 = time.perf_counter()
             if (epoch - 1) % s["resample_every"] == 0:
@@ -240,9 +249,12 @@ def pretrain_influence_encoder(
                 "seconds": time.perf_counter() - t0,
             }
             history.append(row)
+            last_epoch = epoch
             say(f"IE pre-train epoch {row}")
             if probe is not None and (epoch % s["heldout_every"] == 0 or epoch == s["epochs"]):
-                check(epoch)
+                if stops(s, check(epoch)):
+                    stop_reason = "guard"
+                    break
         if probe is None:
             best.update(epoch=s["epochs"], state=state_of(), criterion=None)
     untrained = s["epochs"] > 0 and best["epoch"] == 0
@@ -259,6 +271,8 @@ def pretrain_influence_encoder(
         "untrained_selected": untrained,
         "selected_criterion": best["criterion"],
         "selection": selection,
+        "stop_reason": stop_reason,
+        "epochs_run": last_epoch,
         "history": history,
         "n_simulated_requests": n_requests,
         "heldout_edges": probe.n_edges if probe else 0,
