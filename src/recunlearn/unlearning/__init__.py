@@ -12,6 +12,7 @@ from recunlearn.unlearning.d2dgn import D2DGN
 from recunlearn.unlearning.finetune import FineTune
 from recunlearn.unlearning.gif import GIF
 from recunlearn.unlearning.gnndelete import GNNDelete
+from recunlearn.unlearning.ifru import IFRU
 from recunlearn.unlearning.none import NoUnlearning
 from recunlearn.unlearning.receraser import RecEraser
 from recunlearn.unlearning.reverse_bpr import ReverseBPR
@@ -23,7 +24,7 @@ __all__ = ["METHODS", "build_method", "method_class"]
 
 METHODS: dict[str, type[UnlearningMethod]] = {
     cls.name: cls
-    for cls in (NoUnlearning, UnlearnRec, FineTune, ReverseBPR, GIF, SISA, RecEraser, GNNDelete, D2DGN, SCIF)
+    for cls in (NoUnlearning, UnlearnRec, FineTune, ReverseBPR, GIF, SISA, RecEraser, GNNDelete, D2DGN, SCIF, IFRU)
 }
 
 

@@ -37,6 +37,17 @@ boundary (with trust_radius 0: stops where it is). Pure Newton-CG steps were a l
 wrecked recall (docs/decisions.md), so the default radius is small (it is then what sets the step size; the stop
 reason is reported). `scale` multiplies the final step (1 = the Newton step); GIF's own `scale` only
 normalises its LiSSA iteration, which CG does not need.
+
+GIF's own solver is offered as `solver: lissa` (`lissa`): the recursion of GIF's paper and official code
+(wujcan/GIF-torch, `exp_GIF.py::gif_approxi`), with its defaults (5 iterations, scale 50, damping 0). It is a
+truncated Neumann series for (H + damp·scale I)^{-1} g and converges only when every eigenvalue of H lies in
+(-damp·scale, (2 - damp)·scale); with too small a scale for the summed loss it grows instead, which the reported
+`relative_residual` shows. It has no trust region: `damping`, `cg_tol`, `cg_max_iter` and `trust_radius` are
+CG's settings and unused by it; `scale` still multiplies the final step.
+
+Reusable pieces (IFRU and SCIF build on them): `BPRObjective` (gradient and Hessian-vector product of the summed
+BPR + L2), `deletion_objectives` (that objective on the original and on the remaining graph), and the solvers
+`conjugate_gradient` / `influence_step` (CG) and `lissa` / `lissa_step` (LiSSA).
 """
 
 from __future__ import annotations
@@ -60,10 +71,14 @@ __all__ = [
     "GIF",
     "BPRObjective",
     "bpr_l2_sum",
+    "check_linear_symmetric",
     "conjugate_gradient",
+    "deletion_objectives",
     "influence_step",
     "influence_update",
     "fixed_negatives",
+    "lissa",
+    "lissa_step",
 ]
 
 
@@ -176,8 +191,8 @@ def check_linear_symmetric(backbone: Backbone, adj: torch.Tensor, like: torch.Te
     tol = 1e-4 * float(px.norm() * y.norm() + 1e-12)
     if not torch.allclose(pxy, 2 * px - py, rtol=1e-4, atol=1e-5) or abs(float((px * y).sum() - (x * py).sum())) > tol:
         raise ConfigError(
-            f"gif: backbone {backbone.name!r} does not propagate linearly and symmetrically in E0; "
-            "its Hessian-vector products would be wrong"
+            f"backbone {backbone.name!r} does not propagate linearly and symmetrically in E0; the influence "
+            "methods' (gif, ifru, scif) Hessian-vector products would be wrong"
         )
 
 
@@ -270,6 +285,62 @@ def influence_step(
     return -step_scale * x, info
 
 
+def lissa(
+    matvec: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, iterations: int, scale: float, damping: float
+) -> tuple[torch.Tensor, dict]:
+    """x ≈ (A + damping·scale·I)^{-1} b by GIF's LiSSA-style recursion (GIF-torch, `gif_approxi`):
+
+        h_0 = b,   h_{t+1} = b + (1 - damping) h_t - A h_t / scale,   x = h_T / scale.
+
+    h_T is the Neumann series Σ_{k<=T} M^k b of M = I - (A + damping·scale·I) / scale, truncated after T =
+    `iterations` terms, so x tends to the solve exactly when M's spectral radius is below 1: every eigenvalue of A in
+    (-damping·scale, (2 - damping)·scale). Outside that range the terms grow; no safeguard is added (GIF has none),
+    but `relative_residual` |(A + damping·scale·I) x - b| / |b| (one extra product) shows how far x is from the solve.
+
+    Args:
+        matvec: the product x -> A x (same shape as `b`), e.g. a Hessian-vector product.
+        b: right-hand side, a tensor of any shape.
+        iterations: T, products with A (GIF's `iteration`).
+        scale: divides A in the recursion and the result (GIF's `scale`); must exceed half of A's largest eigenvalue.
+        damping: GIF's `damp`; the system solved is A + damping·scale·I.
+
+    Returns x and info: `iterations`, `reason` ("lissa", or "zero_rhs"), `effective_damping` (damping·scale) and
+    `relative_residual`.
+    """
+    shift = damping * scale
+    b_norm = float(b.norm())
+    if b_norm == 0.0:
+        return torch.zeros_like(b), {"iterations": 0, "reason": "zero_rhs", "relative_residual": 0.0}
+    h = b.clone()
+    for _ in range(iterations):
+        h = b + (1.0 - damping) * h - matvec(h) / scale
+    x = h / scale
+    residual = float((matvec(x) + shift * x - b).norm()) / b_norm
+    return x, {"iterations": iterations, "reason": "lissa", "effective_damping": shift, "relative_residual": residual}
+
+
+def lissa_step(
+    grad_diff: torch.Tensor,
+    hvp: Callable[[torch.Tensor], torch.Tensor],
+    iterations: int,
+    scale: float,
+    damping: float,
+    step_scale: float = 1.0,
+) -> tuple[torch.Tensor, dict]:
+    """Δθ = -step_scale (H + damping·scale·I)^{-1} grad_diff by `lissa`: `influence_step` with GIF's own solver.
+
+    Args:
+        grad_diff: the gradient difference g (right-hand side).
+        hvp: v -> H v, the Hessian-vector product.
+        iterations: LiSSA iterations (GIF's `iteration`).
+        scale: LiSSA's scale (GIF's `scale`).
+        damping: LiSSA's damping (GIF's `damp`).
+        step_scale: multiplier of the solved step (GIF's project setting `scale`, 1 = as solved).
+    """
+    x, info = lissa(hvp, grad_diff, iterations, scale, damping)
+    return -step_scale * x, info
+
+
 def fixed_negatives(edges: np.ndarray, n_users: int, n_items: int, seed: int) -> np.ndarray:
     """One uniform negative per edge, never an item the user has an edge with in `edges` (seeded, vectorised)."""
     sampler = BPRSampler(edges, n_users, n_items, seed=seed, exclude=user_item_csr(edges, n_users, n_items))
@@ -277,7 +348,8 @@ def fixed_negatives(edges: np.ndarray, n_users: int, n_items: int, seed: int) ->
 
 
 class GIF(UnlearningMethod):
-    """One damped, trust-region Newton step on the embedding table towards the retraining optimum (see above)."""
+    """One damped Newton step on the embedding table towards the retraining optimum (see above), solved by
+    trust-region CG (default) or GIF's LiSSA recursion (`solver: lissa`)."""
 
     name = "gif"
 
@@ -325,23 +397,20 @@ def influence_update(
         settings: GIF's complete settings (`schemas/methods/gif.yaml`).
         seed: seed of the linearity check's random probes.
     """
-    s, nu, ni, dev = settings, backbone.n_users, backbone.n_items, theta.device
+    s = settings
     start = time.perf_counter()
-    t = lambda a: torch.as_tensor(a, device=dev)  # noqa: E731
-    users, pos, negs, kept = t(edges[:, 0]), t(edges[:, 1]), t(neg), t(np.flatnonzero(keep))
-    adj_all = normalized_adjacency(edges, nu, ni, dev).to(theta.dtype)
-    adj_rem = normalized_adjacency(edges[keep], nu, ni, dev).to(theta.dtype)
-    check_linear_symmetric(backbone, adj_rem, theta, seed=seed)
-    gn = s["curvature"] == "gauss_newton"
-    full = BPRObjective(backbone, adj_all, users, pos, negs, theta, gn)
-    rest = BPRObjective(backbone, adj_rem, users[kept], pos[kept], negs[kept], theta, gn)
+    full, rest = deletion_objectives(backbone, theta, edges, neg, keep, s["curvature"] == "gauss_newton", seed)
     g = rest.gradient() - full.gradient()
     t_setup = time.perf_counter()
     hess = full if s["hessian_graph"] == "original" else rest
-    radius = s["trust_radius"] * float(theta.norm())
-    delta, info = influence_step(g, hess.hvp, s["damping"], s["cg_tol"], s["cg_max_iter"], s["scale"], radius)
+    if s["solver"] == "lissa":
+        delta, info = lissa_step(g, hess.hvp, s["lissa_iterations"], s["lissa_scale"], s["lissa_damping"], s["scale"])
+    else:
+        radius = s["trust_radius"] * float(theta.norm())
+        delta, info = influence_step(g, hess.hvp, s["damping"], s["cg_tol"], s["cg_max_iter"], s["scale"], radius)
     end = time.perf_counter()
     info.update(
+        solver=s["solver"],
         grad_norm=float(g.norm()),
         step_norm=float(delta.norm()),
         table_norm=float(theta.norm()),
@@ -349,4 +418,39 @@ def influence_update(
         solve_s=end - t_setup,
         total_s=end - start,
     )
-    return theta + delta, adj_rem, info
+    return theta + delta, rest.adj, info
+
+
+def deletion_objectives(
+    backbone: Backbone,
+    theta: torch.Tensor,
+    edges: np.ndarray,
+    neg: np.ndarray,
+    keep: np.ndarray,
+    gauss_newton: bool,
+    seed: int,
+) -> tuple[BPRObjective, BPRObjective]:
+    """(L_G, L_r) at θ: the summed BPR + L2 over every triplet on the original graph, and over the kept triplets on
+    the remaining graph (its `adj` is the remaining graph's adjacency, the one to serve on). Their gradient
+    difference is the deletion's whole effect: the deleted triplets' own terms and the kept ones' spill-over.
+
+    Raises ConfigError if the backbone does not propagate linearly and symmetrically (`check_linear_symmetric`).
+
+    Args:
+        backbone: the trained backbone.
+        theta: (n_users + n_items, dim) table θ (detached), on the device everything runs on.
+        edges: (E, 2) training edges of the original model.
+        neg: (E,) one fixed negative item per edge (`fixed_negatives`).
+        keep: (E,) bool, False for the deleted edges.
+        gauss_newton: both objectives' Hessian products drop the indefinite part (`BPRObjective`).
+        seed: seed of the linearity check's random probes.
+    """
+    nu, ni, dev = backbone.n_users, backbone.n_items, theta.device
+    t = lambda a: torch.as_tensor(a, device=dev)  # noqa: E731
+    users, pos, negs, kept = t(edges[:, 0]), t(edges[:, 1]), t(neg), t(np.flatnonzero(keep))
+    adj_all = normalized_adjacency(edges, nu, ni, dev).to(theta.dtype)
+    adj_rem = normalized_adjacency(edges[keep], nu, ni, dev).to(theta.dtype)
+    check_linear_symmetric(backbone, adj_rem, theta, seed=seed)
+    full = BPRObjective(backbone, adj_all, users, pos, negs, theta, gauss_newton)
+    rest = BPRObjective(backbone, adj_rem, users[kept], pos[kept], negs[kept], theta, gauss_newton)
+    return full, rest

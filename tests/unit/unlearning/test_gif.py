@@ -1,4 +1,5 @@
-"""GIF: one graph-influence step, its gradient, Hessian-vector product and CG solve checked against exact oracles."""
+"""GIF: one graph-influence step, its gradient, Hessian-vector product and both solvers (CG, GIF's LiSSA) checked
+against exact oracles."""
 
 import numpy as np
 import pytest
@@ -20,7 +21,16 @@ def test_registered_and_unknown_keys_refused():
 
 
 @pytest.mark.parametrize(
-    "settings", [{"hessian_graph": "both"}, {"damping": -0.1}, {"curvature": "diag"}, {"cg_max_iter": "many"}]
+    "settings",
+    [
+        {"hessian_graph": "both"},
+        {"damping": -0.1},
+        {"curvature": "diag"},
+        {"cg_max_iter": "many"},
+        {"solver": "newton"},
+        {"lissa_scale": 0},
+        {"lissa_damping": 1.5},
+    ],
 )
 def test_bad_setting_values_refused(settings):
     with pytest.raises(ConfigError, match="method_settings.gif"):
@@ -72,6 +82,54 @@ def test_cg_on_an_indefinite_matrix_stops_or_stays_in_the_trust_region():
     x, info = gif.conjugate_gradient(lambda z: a @ z, b, tol=1e-12, max_iter=10, radius=0.5)
     assert info["reason"] in ("negative_curvature", "trust_radius")
     assert float(x.norm()) == pytest.approx(0.5)
+
+
+def test_lissa_is_gifs_truncated_neumann_series_and_converges_to_the_solve():
+    """On a positive-definite A: T steps give Σ_{k<=T} M^k b / scale with M = I - (A + damp·scale I) / scale; many
+    steps give (A + damp·scale I)^{-1} b; with scale below half the largest eigenvalue the series grows instead."""
+    gen = torch.Generator().manual_seed(0)
+    q, _ = torch.linalg.qr(torch.randn(8, 8, generator=gen, dtype=torch.float64))
+    a = q @ torch.diag(torch.linspace(0.5, 10.0, 8, dtype=torch.float64)) @ q.T
+    b = torch.randn(8, generator=gen, dtype=torch.float64)
+    scale, damp = 10.0, 0.01
+    m = torch.eye(8, dtype=torch.float64) - (a + damp * scale * torch.eye(8, dtype=torch.float64)) / scale
+    x, info = gif.lissa(lambda v: a @ v, b, 2, scale, damp)
+    assert torch.allclose(x, (b + m @ b + m @ m @ b) / scale, atol=1e-14) and info["reason"] == "lissa"
+    x, info = gif.lissa(lambda v: a @ v, b, 2000, scale, damp)
+    exact = torch.linalg.solve(a + damp * scale * torch.eye(8, dtype=torch.float64), b)
+    assert torch.allclose(x, exact, atol=1e-10) and info["relative_residual"] < 1e-10
+    assert info["effective_damping"] == pytest.approx(0.1)
+    _, short = gif.lissa(lambda v: a @ v, b, 10, 2.0, 0.0)  # 10 > (2 - 0) x 2: the largest mode grows
+    _, longer = gif.lissa(lambda v: a @ v, b, 20, 2.0, 0.0)
+    assert longer["relative_residual"] > short["relative_residual"] > 1
+
+
+def test_gif_lissa_solver_matches_the_dense_solve_on_the_graph():
+    """`solver: lissa` on GIF's own objective: the step is -(H + damp·scale I)^{-1} g of the dense Hessian, once
+    damp·scale lifts every eigenvalue above 0 and scale exceeds half the largest; the trust region plays no part."""
+    backbone, edges, neg, theta = small_problem(layers=2)
+    keep = np.arange(len(edges)) != 4
+    adj = normalized_adjacency(edges, 6, 5).to(torch.float64)
+    adj_r = normalized_adjacency(edges[keep], 6, 5).to(torch.float64)
+    h = dense_hessian(backbone, theta, adj, edges, neg)
+    eig = torch.linalg.eigvalsh(h)
+    scale = float(eig.max())
+    damp = (max(0.0, -float(eig.min())) + 0.5) / scale
+    t = torch.as_tensor
+    g = gif.BPRObjective(backbone, adj_r, t(edges[keep, 0]), t(edges[keep, 1]), t(neg[keep]), theta).gradient()
+    g = g - gif.BPRObjective(backbone, adj, t(edges[:, 0]), t(edges[:, 1]), t(neg), theta).gradient()
+    expected = -torch.linalg.solve(h + damp * scale * torch.eye(len(h), dtype=h.dtype), g.flatten())
+    lissa = {"solver": "lissa", "lissa_iterations": 3000, "lissa_scale": scale, "lissa_damping": damp}
+    settings = {**method_settings("gif"), **lissa, "trust_radius": 1e-6}
+    updated, _, info = gif.influence_update(backbone, theta, edges, neg, keep, settings)
+    assert info["solver"] == "lissa" and info["relative_residual"] < 1e-10
+    assert torch.allclose((updated - theta).flatten(), expected, atol=1e-9)
+
+
+def test_gif_lissa_with_the_official_defaults_runs_on_the_tiny_graph(clustered):
+    out = clustered.run("gif", {"solver": "lissa"})["gif"]
+    assert out.info["reason"] == "lissa" and out.info["iterations"] == 5 and out.info["step_norm"] > 0
+    assert np.isfinite(out.info["relative_residual"])
 
 
 def _minimise(backbone, theta0, adj, edges, neg):

@@ -1,0 +1,323 @@
+"""IFRU, Recommendation Unlearning via Influence Function (Zhang, Hu, Bai, Wu, Wang, Feng; ACM TORS 2024).
+
+Settings: `schemas/methods/ifru.yaml`; the baselines in docs/method.md, "Baselines (each a row of the comparison)".
+The official code (baiyimeng/IFRU, `ifru_lightgcn_*_khop1.py` and `utility/compute.py`) was read for the details
+below; none of it is reused.
+
+Idea. An influence function moves the trained table θ* by one Newton step towards the retraining optimum,
+Δθ = -H^{-1} g with g = ∇L_r(θ*) - ∇L_G(θ*) and H the Hessian of the original objective. In a graph recommender a
+deleted interaction is used twice, and IFRU counts both:
+
+- directly, as a loss term: g_direct = -∇ Σ_deleted ℓ(θ; Â), the classic influence function;
+- through the graph (the spill-over): the deleted edges are no longer aggregated over, so the final embeddings of
+  their endpoints' neighbours change, and with them the losses of interactions that are kept:
+  g_spill = ∇ Σ_kept [ℓ(θ; Â_r) - ℓ(θ; Â)].
+
+g = g_direct + g_spill is GIF's gradient difference (`gif.deletion_objectives`); `spill_over: false` keeps only
+g_direct (the paper's ablation without the spill-over term). Both norms are reported.
+
+Pruning. Only the rows of E0 that the request affects most are updated, so the step solves the Hessian restricted
+to them, (H_SS + λI) Δθ_S = -g_S, and every other row stays bit-identical. A node's importance starts at the share
+of its links the request removes, (request edges at it) / (degree + 1) (the graph has a self-loop per node), at the
+request's endpoints, and is spread `k_hop` times by w <- D^{-1}(A + I) w (each node averages itself and its
+neighbours, D = degree + 1). Of the nodes reached, those strictly above the `prune_fraction` quantile of their
+importance are kept (official: 1 hop, the 40 % quantile; `prune_fraction: 0` keeps every node reached). Selection
+shrinks the unknowns, not the cost of a Hessian-vector product: for a GNN, H_SS couples rows through propagation, so
+each product is a full one (`gif.BPRObjective`) restricted to S.
+
+Solver (`solver`). "adam", the official one: Adam on the quadratic q(x) = ½ xᵀ(H_SS + λI)x + g_Sᵀx, whose minimiser
+is Δθ_S. The official code works on p = n Δθ (n training interactions, Hessian of the mean loss, gradient of the
+summed one) with learning rate 1e4; Adam ignores the gradient's scale, so that is Adam on Δθ with learning rate
+`adam_lr` / n, as here. After every step the model it gives is scored on the validation pairs (AUC against as many
+random non-edges); the best-scoring step is kept (the first step is always a candidate: the official best score
+starts at 0) and the solver stops once more than `patience` steps in a row fail to beat it. Without validation pairs
+the last of `adam_max_iter` steps is kept, and `selection` says so. "cg": the project's Steihaug trust-region CG
+(`gif.influence_step`), as GIF and SCIF here solve.
+
+The project's adaptations:
+- Loss. The backbone's BPR + L2 on the user-item bipartite graph, summed, with one fixed seeded negative per edge
+  (`gif.fixed_negatives`; the same negatives as GIF and SCIF for the same seed). The official code uses pointwise
+  BCE on labelled interactions (mean for the Hessian, sum for the gradients, step p / n), which is the same step
+  scale as the summed form here. SSL terms of SGL/SimGCL are random and left out, as in GIF.
+- Backbones. LightGCN, SGL and SimGCL through `Backbone.propagate`: final = P E0 with P linear and symmetric (checked
+  at run time), so the Hessian products are GIF's closed-form ones. The parameters are E0's rows; the official
+  LightGCN runs have 1 layer, ours the backbone's own depth, so the spill-over reaches farther than the 1-hop rows
+  that are updated.
+- Hessian with propagation: the official LightGCN script scores raw E0 rows, without propagation, in its Hessian's
+  loss while its gradients propagate; that mismatch is not kept.
+- Spill-over over every kept interaction whose loss changes (terms that do not change cancel exactly). The official
+  code takes the kept interactions of the request's users and items whose degree falls by more than 1 %, which
+  misses those of their neighbours, whose aggregation changes too (LightGCN's degree normalisation).
+- Validation: the served model (propagated on the remaining graph, as every method here is served), AUC against
+  sampled non-edges, because the project's validation split holds positives only (the official sets are labelled).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from recunlearn.backbones.base import Backbone
+from recunlearn.errors import RequestError
+from recunlearn.graph.edges import contains
+from recunlearn.graph.sampling import sample_non_edges
+from recunlearn.unlearning.base import Unlearned, UnlearningMethod, UnlearningTask, final_embeddings
+from recunlearn.unlearning.gif import BPRObjective, deletion_objectives, fixed_negatives, influence_step
+
+__all__ = [
+    "IFRU",
+    "ValidationAUC",
+    "adam_minimise",
+    "deletion_gradient",
+    "ifru_update",
+    "importance",
+    "pairwise_auc",
+    "pruned_rows",
+]
+
+NO_VALID = "last step (no validation pairs)"
+
+
+def importance(edges: np.ndarray, request: np.ndarray, n_users: int, n_items: int, k_hop: int, device) -> torch.Tensor:
+    """(n_users + n_items,) IFRU's importance of every node: request edges at it / (degree + 1) at the endpoints,
+    spread `k_hop` times by w <- D^{-1}(A + I) w over the graph of `edges` (users first, then items offset by
+    n_users, as in E0). Zero for every node more than `k_hop` hops from an endpoint.
+
+    Args:
+        edges: (E, 2) the original training edges (the request included).
+        request: (R, 2) the deleted edges.
+        n_users: number of users.
+        n_items: number of items.
+        k_hop: how many times the importance is spread (official: 1).
+        device: where the weights are computed.
+    """
+    n = n_users + n_items
+    t = lambda a: torch.as_tensor(np.ascontiguousarray(a), device=device)  # noqa: E731
+    users, items = t(edges[:, 0]), n_users + t(edges[:, 1])
+    ends = torch.cat([t(request[:, 0]), n_users + t(request[:, 1])])
+    degree = (torch.bincount(torch.cat([users, items]), minlength=n) + 1).to(torch.float64)
+    w = torch.bincount(ends, minlength=n).to(torch.float64) / degree
+    for _ in range(k_hop):
+        spread = w.clone()
+        spread.index_add_(0, users, w[items])
+        spread.index_add_(0, items, w[users])
+        w = spread / degree
+    return w
+
+
+def pruned_rows(weights: torch.Tensor, prune_fraction: float) -> torch.Tensor:
+    """Sorted rows kept by IFRU's pruning: of the nodes with positive importance, those strictly above the
+    `prune_fraction` quantile of it (linear interpolation, as numpy's default); 0 keeps every one of them."""
+    reached = weights > 0
+    if prune_fraction <= 0 or not reached.any():
+        return torch.nonzero(reached).flatten()
+    threshold = torch.quantile(weights[reached], prune_fraction)
+    return torch.nonzero(reached & (weights > threshold)).flatten()
+
+
+def deletion_gradient(
+    full: BPRObjective, rest: BPRObjective, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(g_direct, g_spill) at θ*: minus the gradient of the deleted triplets' own summed BPR + L2 on the original
+    graph, and what the kept triplets' gradient changes by when propagation runs on the remaining graph. Their sum
+    is ∇L_r - ∇L_G (GIF's g).
+
+    Args:
+        full: L_G, the objective over every triplet on the original graph (`gif.deletion_objectives`).
+        rest: L_r, over the kept triplets on the remaining graph.
+        users: (R,) users of the deleted triplets.
+        pos: (R,) their positive items (0-based).
+        neg: (R,) their fixed negatives.
+    """
+    direct = -BPRObjective(full.backbone, full.adj, users, pos, neg, full.theta).gradient()
+    return direct, rest.gradient() - full.gradient() - direct
+
+
+def pairwise_auc(pos: torch.Tensor, neg: torch.Tensor) -> float:
+    """P(a positive outscores a negative) + ½ P(tie), over all pairs, by binary search in the sorted negatives."""
+    ordered = torch.sort(neg).values
+    below = torch.searchsorted(ordered, pos, right=False)
+    not_above = torch.searchsorted(ordered, pos, right=True)
+    return float((below + not_above).sum(dtype=torch.float64)) / (2.0 * len(pos) * len(neg))
+
+
+class ValidationAUC:
+    """The validation score of a step x on rows S: AUC of the validation pairs against fixed random non-edges, for the
+    table θ* with rows S moved by x, propagated on the remaining graph (the model the step serves)."""
+
+    def __init__(self, backbone: Backbone, theta: torch.Tensor, rows: torch.Tensor, adj: torch.Tensor, pairs):
+        """
+        Args:
+            backbone: the backbone that propagates the table.
+            theta: the trained table θ*.
+            rows: (S,) the rows x moves.
+            adj: normalised adjacency of the remaining graph.
+            pairs: ((V, 2) validation pairs, (V, 2) non-edges), numpy.
+        """
+        self.backbone, self.theta, self.rows, self.adj = backbone, theta, rows, adj
+        self.valid, self.non_edges = (torch.as_tensor(p, device=theta.device) for p in pairs)
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor) -> float:
+        users, items = self.backbone.split(self.backbone.propagate(self.theta.index_add(0, self.rows, x), self.adj))
+
+        def scores(p: torch.Tensor) -> torch.Tensor:
+            return (users[p[:, 0]] * items[p[:, 1]]).sum(-1)
+
+        return pairwise_auc(scores(self.valid), scores(self.non_edges))
+
+
+def adam_minimise(
+    matvec: Callable[[torch.Tensor], torch.Tensor],
+    b: torch.Tensor,
+    lr: float,
+    max_steps: int,
+    patience: int,
+    evaluate: Callable[[torch.Tensor], float] | None,
+) -> tuple[torch.Tensor, dict]:
+    """Minimise q(x) = ½ xᵀAx + bᵀx (A symmetric, given as x -> A x) by Adam on its gradient A x + b, from x = 0,
+    keeping the step `evaluate` scores best: IFRU's official solver.
+
+    After each step `evaluate(x)` scores it (higher is better). The best-scoring step is kept, the first step always
+    being a candidate (x = 0 is not); Adam stops once more than `patience` steps in a row fail to beat it, or after
+    `max_steps` steps. With `evaluate` None the last step is kept. A need not be definite: q may then fall without
+    bound, and the scores are what stops the run.
+
+    Args:
+        matvec: x -> A x.
+        b: the linear term (the shape of x).
+        lr: Adam's learning rate (betas 0.9, 0.999, as torch's defaults and the official code's).
+        max_steps: Adam steps at most.
+        patience: consecutive steps without a better score tolerated before stopping.
+        evaluate: x -> score, or None.
+
+    Returns the kept x and info: `steps` run, `kept_step` (1-based), `best_score`, `reason`
+    (patience, max_steps, zero_rhs).
+    """
+    if max_steps == 0 or float(b.norm()) == 0.0:
+        return torch.zeros_like(b), {"steps": 0, "kept_step": 0, "best_score": None, "reason": "zero_rhs"}
+    x = torch.zeros_like(b).requires_grad_(True)
+    opt = torch.optim.Adam([x], lr=lr)
+    best, best_score, kept, waited, reason = x.detach().clone(), None, 0, 0, "max_steps"
+    for step in range(1, max_steps + 1):
+        x.grad = matvec(x.detach()) + b
+        opt.step()
+        score = evaluate(x.detach()) if evaluate is not None else None
+        if evaluate is None or best_score is None or score > best_score:
+            best, best_score, kept, waited = x.detach().clone(), score, step, 0
+        else:
+            waited += 1
+            if waited > patience:
+                reason = "patience"
+                break
+    return best, {"steps": step, "kept_step": kept, "best_score": best_score, "reason": reason}
+
+
+def _validation_pairs(valid: np.ndarray | None, edges: np.ndarray, n_users: int, n_items: int, seed: int):
+    """(validation pairs, as many random non-edges: never a training or validation pair), or None without any.
+
+    Args:
+        valid: (V, 2) validation pairs, or None.
+        edges: (E, 2) the original training edges.
+        n_users: number of users.
+        n_items: number of items.
+        seed: seed of the non-edge draw.
+    """
+    if valid is None or len(valid) == 0:
+        return None
+    valid = np.asarray(valid, dtype=np.int64)
+    return valid, sample_non_edges(n_users, n_items, [edges, valid], len(valid), seed)
+
+
+def ifru_update(
+    backbone: Backbone,
+    theta: torch.Tensor,
+    edges: np.ndarray,
+    neg: np.ndarray,
+    keep: np.ndarray,
+    settings: dict,
+    valid: np.ndarray | None = None,
+    seed: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """θ* with the pruned rows S moved by IFRU's step Δθ_S ≈ -(H_SS + λI)^{-1} g_S and every other row left
+    bit-identical; returns it, the remaining graph's adjacency (to serve on) and an info dict.
+
+    Args:
+        backbone: the trained backbone (its propagation must be linear and symmetric in E0).
+        theta: the trained table θ*.
+        edges: (E, 2) training edges of the original model.
+        neg: (E,) one fixed negative item per edge (`gif.fixed_negatives`).
+        keep: (E,) bool, False for the deleted edges.
+        settings: IFRU's complete settings (`schemas/methods/ifru.yaml`).
+        valid: (V, 2) validation pairs the Adam solver keeps its step by; None: the last step is kept.
+        seed: seed of the linearity check's probes and of the validation non-edges.
+    """
+    s, nu, ni, dev = settings, backbone.n_users, backbone.n_items, theta.device
+    start = time.perf_counter()
+    theta = theta.detach()
+    full, rest = deletion_objectives(backbone, theta, edges, neg, keep, False, seed)
+    deleted = torch.as_tensor(np.flatnonzero(~keep), device=dev)
+    triplet = [torch.as_tensor(a, device=dev)[deleted] for a in (edges[:, 0], edges[:, 1], neg)]
+    direct, spill = deletion_gradient(full, rest, *triplet)
+    rows = pruned_rows(importance(edges, edges[~keep], nu, ni, s["k_hop"], dev), s["prune_fraction"])
+    b = (direct + spill if s["spill_over"] else direct)[rows]
+
+    def hvp_rows(x: torch.Tensor) -> torch.Tensor:  # H_SS x: the full product of x placed on the rows S
+        return full.hvp(torch.zeros_like(theta).index_copy_(0, rows, x))[rows]
+
+    pairs = _validation_pairs(valid, edges, nu, ni, seed) if s["solver"] == "adam" else None
+    t_setup = time.perf_counter()
+    if s["solver"] == "adam":
+        score = ValidationAUC(backbone, theta, rows, rest.adj, pairs) if pairs is not None else None
+        lr = s["adam_lr"] / len(edges)
+        damped = lambda x: hvp_rows(x) + s["damping"] * x  # noqa: E731
+        step, info = adam_minimise(damped, b, lr, s["adam_max_iter"], s["patience"], score)
+        info["selection"] = "best validation AUC" if pairs is not None else NO_VALID
+    else:
+        radius = s["trust_radius"] * float(theta[rows].norm())
+        step, info = influence_step(b, hvp_rows, s["damping"], s["cg_tol"], s["cg_max_iter"], 1.0, radius)
+    updated = theta.clone()
+    updated[rows] = theta[rows] + step  # only the selected rows are written
+    end = time.perf_counter()
+    is_end = torch.zeros(len(theta), dtype=torch.bool, device=dev)
+    is_end[torch.as_tensor(np.concatenate([edges[~keep, 0], nu + edges[~keep, 1]]), device=dev)] = True
+    info.update(
+        solver=s["solver"],
+        rows_updated=len(rows),
+        endpoints_updated=int(is_end[rows].sum()),
+        endpoints=int(is_end.sum()),
+        direct_norm=float(direct[rows].norm()),
+        spill_norm=float(spill[rows].norm()),
+        step_norm=float(step.norm()),
+        rows_norm=float(theta[rows].norm()),
+        setup_s=t_setup - start,
+        solve_s=end - t_setup,
+    )
+    return updated, rest.adj, info
+
+
+class IFRU(UnlearningMethod):
+    """One influence step, direct plus spill-over, on the request's most affected rows of E0 (see above)."""
+
+    name = "ifru"
+
+    def unlearn(self, task: UnlearningTask, state: dict | None) -> dict[str, Unlearned]:
+        o, backbone = task.original, task.original.backbone
+        start = time.perf_counter()
+        edges = np.asarray(o.trained_on, dtype=np.int64)
+        keep = ~contains(edges, task.request, o.n_items)
+        if keep.all():
+            raise RequestError("ifru: the request removes no training edge")
+        # the same negatives as GIF's and SCIF's for the same seed: the influence methods see one objective
+        neg = fixed_negatives(edges, o.n_users, o.n_items, int(np.random.default_rng([o.seed, 13]).integers(2**62)))
+        theta, _, info = ifru_update(
+            backbone, backbone.embedding.detach(), edges, neg, keep, self.settings, valid=o.valid, seed=o.seed
+        )
+        t_done = time.perf_counter()
+        users, items = final_embeddings(backbone, theta, edges[keep])
+        end = time.perf_counter()
+        timings = {"setup_s": info.pop("setup_s"), "solve_s": info.pop("solve_s"), "propagate_s": end - t_done}
+        return {self.name: Unlearned(users, items, end - start, timings, info, e0=theta)}
