@@ -23,7 +23,7 @@ GRID_CONFIG = "config/tiny_grid.yaml"
 RESULTS = "results/tiny"
 GRID = {
     "methods": ["none", "unlearnrec", "sisa"],
-    "requests": {"random_edges": [0.05], "users": {"kinds": []}, "adversarial": {"enabled": True}},
+    "requests": {"random_edges": [0.05], "users": {"kinds": []}, "single_users": 0, "adversarial": {"enabled": True}},
 }
 
 

@@ -178,6 +178,16 @@ def test_selection_keeps_the_check_its_rule_names(rule, tolerance, checks, kept)
     assert checks[gnndelete.select_check(checks, rule, tolerance)]["epoch"] == kept
 
 
+def test_the_guard_keeps_a_step_that_raises_deleted_edges_already_below_non_edges_towards_them():
+    # an adversarial request: its injected edges start below random non-edges (AUC 0.39) and L_DEC lifts them
+    checks = [
+        {"epoch": 0, "recall@20": 0.77, "dt_auc": 0.8, "df_auc": 0.97, "nonedge_auc": 0.39},
+        {"epoch": 10, "recall@20": 0.78, "dt_auc": 0.8, "df_auc": 0.96, "nonedge_auc": 0.43},
+        {"epoch": 20, "recall@20": 0.78, "dt_auc": 0.8, "df_auc": 0.95, "nonedge_auc": 0.62},
+    ]
+    assert checks[gnndelete.select_check(checks, "guard", 0.05)]["epoch"] == 10
+
+
 @pytest.fixture(scope="module")
 def ranked():
     """Clustered tastes over 60 items (so Recall@20 can fall), LightGCN trained briefly; 12 edges to delete,
