@@ -13,7 +13,7 @@ deleted interaction is used twice, and IFRU counts both:
   their endpoints' neighbours change, and with them the losses of interactions that are kept:
   g_spill = ∇ Σ_kept [ℓ(θ; Â_r) - ℓ(θ; Â)].
 
-g = g_direct + g_spill is GIF's gradient difference (`gif.deletion_objectives`); `spill_over: false` keeps only
+g = g_direct + g_spill is GIF's gradient difference (`_influence.deletion_objectives`); `spill_over: false` keeps only
 g_direct (the paper's ablation without the spill-over term). Both norms are reported.
 
 Pruning. Only the rows of E0 that the request affects most are updated, so the step solves the Hessian restricted
@@ -23,7 +23,7 @@ request's endpoints, and is spread `k_hop` times by w <- D^{-1}(A + I) w (each n
 neighbours, D = degree + 1). Of the nodes reached, those strictly above the `prune_fraction` quantile of their
 importance are kept (official: 1 hop, the 40 % quantile; `prune_fraction: 0` keeps every node reached). Selection
 shrinks the unknowns, not the cost of a Hessian-vector product: for a GNN, H_SS couples rows through propagation, so
-each product is a full one (`gif.BPRObjective`) restricted to S.
+each product is a full one (`_influence.BPRObjective`) restricted to S.
 
 Solver (`solver`). "adam", the official one: Adam on the quadratic q(x) = ½ xᵀ(H_SS + λI)x + g_Sᵀx, whose minimiser
 is Δθ_S. The official code works on p = n Δθ (n training interactions, Hessian of the mean loss, gradient of the
@@ -32,11 +32,11 @@ summed one) with learning rate 1e4; Adam ignores the gradient's scale, so that i
 random non-edges); the best-scoring step is kept (the first step is always a candidate: the official best score
 starts at 0) and the solver stops once more than `patience` steps in a row fail to beat it. Without validation pairs
 the last of `adam_max_iter` steps is kept, and `selection` says so. "cg": the project's Steihaug trust-region CG
-(`gif.influence_step`), as GIF and SCIF here solve.
+(`_influence.influence_step`), as GIF and SCIF here solve.
 
 The project's adaptations:
 - Loss. The backbone's BPR + L2 on the user-item bipartite graph, summed, with one fixed seeded negative per edge
-  (`gif.fixed_negatives`; the same negatives as GIF and SCIF for the same seed). The official code uses pointwise
+  (`_influence.fixed_negatives`; the same negatives as GIF and SCIF for the same seed). The official code uses pointwise
   BCE on labelled interactions (mean for the Hessian, sum for the gradients, step p / n), which is the same step
   scale as the summed form here. SSL terms of SGL/SimGCL are random and left out, as in GIF.
 - Backbones. LightGCN, SGL and SimGCL through `Backbone.propagate`: final = P E0 with P linear and symmetric (checked
@@ -61,11 +61,14 @@ import numpy as np
 import torch
 
 from recunlearn.backbones.base import Backbone
-from recunlearn.errors import RequestError
-from recunlearn.graph.edges import contains
 from recunlearn.graph.sampling import sample_non_edges
-from recunlearn.unlearning.base import Unlearned, UnlearningMethod, UnlearningTask, final_embeddings
-from recunlearn.unlearning.gif import BPRObjective, deletion_objectives, fixed_negatives, influence_step
+from recunlearn.unlearning._influence import (
+    BPRObjective,
+    deletion_objectives,
+    deletion_triplets,
+    influence_step,
+)
+from recunlearn.unlearning.base import Unlearned, UnlearningMethod, UnlearningTask
 
 __all__ = [
     "IFRU",
@@ -126,7 +129,7 @@ def deletion_gradient(
     is ∇L_r - ∇L_G (GIF's g).
 
     Args:
-        full: L_G, the objective over every triplet on the original graph (`gif.deletion_objectives`).
+        full: L_G, the objective over every triplet on the original graph (`_influence.deletion_objectives`).
         rest: L_r, over the kept triplets on the remaining graph.
         users: (R,) users of the deleted triplets.
         pos: (R,) their positive items (0-based).
@@ -249,7 +252,7 @@ def ifru_update(
         backbone: the trained backbone (its propagation must be linear and symmetric in E0).
         theta: the trained table θ*.
         edges: (E, 2) training edges of the original model.
-        neg: (E,) one fixed negative item per edge (`gif.fixed_negatives`).
+        neg: (E,) one fixed negative item per edge (`_influence.fixed_negatives`).
         keep: (E,) bool, False for the deleted edges.
         settings: IFRU's complete settings (`schemas/methods/ifru.yaml`).
         valid: (V, 2) validation pairs the Adam solver keeps its step by; None: the last step is kept.
@@ -307,17 +310,13 @@ class IFRU(UnlearningMethod):
     def unlearn(self, task: UnlearningTask, state: dict | None) -> dict[str, Unlearned]:
         o, backbone = task.original, task.original.backbone
         start = time.perf_counter()
-        edges = np.asarray(o.trained_on, dtype=np.int64)
-        keep = ~contains(edges, task.request, o.n_items)
-        if keep.all():
-            raise RequestError("ifru: the request removes no training edge")
-        # the same negatives as GIF's and SCIF's for the same seed: the influence methods see one objective
-        neg = fixed_negatives(edges, o.n_users, o.n_items, int(np.random.default_rng([o.seed, 13]).integers(2**62)))
-        theta, _, info = ifru_update(
+        edges, keep, neg = deletion_triplets(task, self.name)
+        theta, adj_rem, info = ifru_update(
             backbone, backbone.embedding.detach(), edges, neg, keep, self.settings, valid=o.valid, seed=o.seed
         )
         t_done = time.perf_counter()
-        users, items = final_embeddings(backbone, theta, edges[keep])
+        with torch.no_grad():  # served on the remaining graph's adjacency, built once by the objectives
+            users, items = backbone.split(backbone.propagate(theta, adj_rem))
         end = time.perf_counter()
         timings = {"setup_s": info.pop("setup_s"), "solve_s": info.pop("solve_s"), "propagate_s": end - t_done}
         return {self.name: Unlearned(users, items, end - start, timings, info, e0=theta)}

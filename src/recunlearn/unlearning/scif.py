@@ -20,7 +20,7 @@ Adaptations (this project trains BPR on the user-item bipartite graph with GNN b
 - Parameters. A backbone's parameters are the initial table E0 (n_users + n_items rows); final embeddings are
   propagated from it. "A user's embedding" is that user's row of E0: updating it moves, through propagation, the
   final embedding of every node within the backbone's reach, but no other row of E0 changes.
-- Loss. The backbone's BPR + L2, summed, with one fixed seeded negative per edge (`gif.fixed_negatives`, as GIF),
+- Loss. The backbone's BPR + L2, summed, with one fixed seeded negative per edge (`_influence.fixed_negatives`, as GIF),
   on propagated scores. The official LightGCN script scores raw E0 rows, without propagation, in its influence
   loss; that is a quirk, not kept. The objective and its Hessian are on the ORIGINAL graph: SCIF accounts for the
   loss only, not for the neighbours whose propagation changes when edges go (IFRU's and GIF's spill-over term).
@@ -35,10 +35,10 @@ Adaptations (this project trains BPR on the user-item bipartite graph with GNN b
   negative per edge it is sampling noise, not the request's effect). The official code adds n ∇L_G with a plus
   sign, the opposite of a Newton step's.
 - Solver. The official code minimises the quadratic by Adam (lr 2e4, up to 5,000 steps), keeping the step with the
-  best validation AUC; here (H_SS + λI) x = g_S is solved by `gif.conjugate_gradient` (Steihaug's trust-region
+  best validation AUC; here (H_SS + λI) x = g_S is solved by `_influence.conjugate_gradient` (Steihaug's trust-region
   CG: BPR's Hessian is indefinite, see gif.py), with a trust region relative to the selected rows' norm.
 
-Cost: a Hessian-vector product is a full one (two propagations, `gif.BPRObjective`) masked to the selected rows;
+Cost: a Hessian-vector product is a full one (two propagations, `_influence.BPRObjective`) masked to the selected rows;
 for a GNN the restricted Hessian is not block-diagonal per user as it is for MF, so selection shrinks the unknowns,
 not the cost of a product.
 """
@@ -52,11 +52,14 @@ import torch
 import torch.nn.functional as F
 
 from recunlearn.backbones.base import Backbone
-from recunlearn.errors import RequestError
 from recunlearn.graph.adjacency import normalized_adjacency
-from recunlearn.graph.edges import contains
+from recunlearn.unlearning._influence import (
+    BPRObjective,
+    check_linear_symmetric,
+    deletion_triplets,
+    influence_step,
+)
 from recunlearn.unlearning.base import Unlearned, UnlearningMethod, UnlearningTask, final_embeddings
-from recunlearn.unlearning.gif import BPRObjective, check_linear_symmetric, fixed_negatives, influence_step
 
 __all__ = ["SCIF", "objective_change", "scif_update", "selected_rows", "soft_labels"]
 
@@ -111,7 +114,7 @@ def objective_change(
     """ΔL(θ): how the request changes the summed objective on the graph `adj`, over the deleted triplets.
 
     With `labels` ȳ (collaborative): Σ (1 - ȳ) m, the relabelled soft-label BPR minus the original term
-    (ℓ(m; ȳ) - ℓ(m; 1) = (1 - ȳ) m). Without (deletion): minus the triplets' BPR + L2 (as in `gif.bpr_l2_sum`).
+    (ℓ(m; ȳ) - ℓ(m; 1) = (1 - ȳ) m). Without (deletion): minus the triplets' BPR + L2 (as in `_influence.bpr_l2_sum`).
 
     Args:
         backbone: the backbone whose propagation and `l2` define the loss.
@@ -147,7 +150,7 @@ def scif_update(
         backbone: the trained backbone (its propagation must be linear and symmetric in E0).
         theta: the trained table θ*.
         edges: (E, 2) training edges of the original model.
-        neg: one fixed negative item per edge (`gif.fixed_negatives`).
+        neg: one fixed negative item per edge (`_influence.fixed_negatives`).
         keep: (E,) bool, False for the deleted edges.
         settings: SCIF's complete settings (`schemas/methods/scif.yaml`).
         seed: seed of the linearity check's random probes.
@@ -193,12 +196,7 @@ class SCIF(UnlearningMethod):
     def unlearn(self, task: UnlearningTask, state: dict | None) -> dict[str, Unlearned]:
         o, backbone = task.original, task.original.backbone
         start = time.perf_counter()
-        edges = np.asarray(o.trained_on, dtype=np.int64)
-        keep = ~contains(edges, task.request, o.n_items)
-        if keep.all():
-            raise RequestError("scif: the request removes no training edge")
-        # the same negatives as GIF's for the same seed: the two influence methods see one objective
-        neg = fixed_negatives(edges, o.n_users, o.n_items, int(np.random.default_rng([o.seed, 13]).integers(2**62)))
+        edges, keep, neg = deletion_triplets(task, self.name)
         theta, info = scif_update(backbone, backbone.embedding.detach(), edges, neg, keep, self.settings, o.seed)
         t_done = time.perf_counter()
         users, items = final_embeddings(backbone, theta, edges[keep])

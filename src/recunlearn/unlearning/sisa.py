@@ -226,16 +226,7 @@ class SISA(UnlearningMethod):
         seeds = [shard_seed(original.seed, j) for j in range(k)]
         shards = self.train_shards(original, edges, assignment, seeds, range(k))
         timings = {"partition": t_part - start, "shards": time.perf_counter() - t_part}
-        state = {
-            "n_users": original.n_users,
-            "n_items": original.n_items,
-            "seeds": seeds,
-            "edges": torch.from_numpy(edges),
-            "assignment": torch.from_numpy(assignment),
-            "shard_initial": torch.stack([shards[j].initial for j in range(k)]),
-            "shard_final": torch.stack([shards[j].final for j in range(k)]),
-            "present": torch.stack([shards[j].present for j in range(k)]),
-        }
+        state = shard_state(original, edges, assignment, seeds, shards)
         agg_report = self._fit_timed(original, state, timings)
         report = {
             "seconds": time.perf_counter() - start,
@@ -297,3 +288,27 @@ class SISA(UnlearningMethod):
             users, items = self.combine(task.original, new)
         timings["combine"] = time.perf_counter() - t0
         return {self.name: Unlearned(users, items, time.perf_counter() - start, timings=timings, info=info)}
+
+
+def shard_state(original: OriginalModel, edges, assignment, seeds: list[int], shards: dict) -> dict:
+    """The prepared state of a sharded method: the partition, each shard's seed, and the stacked tables of its
+    trained shards (`shards[j]`, j = 0..K-1), as `prepare` saves it and `unlearn` updates it.
+
+    Args:
+        original: the trained original model (its sizes).
+        edges: (E, 2) the training edges that were partitioned.
+        assignment: (E,) the shard of each edge.
+        seeds: each shard's training seed.
+        shards: shard index -> its trained result (`initial`, `final`, `present`).
+    """
+    k = len(seeds)
+    return {
+        "n_users": original.n_users,
+        "n_items": original.n_items,
+        "seeds": seeds,
+        "edges": torch.from_numpy(edges),
+        "assignment": torch.from_numpy(assignment),
+        "shard_initial": torch.stack([shards[j].initial for j in range(k)]),
+        "shard_final": torch.stack([shards[j].final for j in range(k)]),
+        "present": torch.stack([shards[j].present for j in range(k)]),
+    }

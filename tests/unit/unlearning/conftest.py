@@ -130,6 +130,22 @@ def original() -> OriginalModel:
     return OriginalModel(bb, edges, N_USERS, N_ITEMS, TRAIN, {"dim": 8, "layers": 3}, 0, torch.device("cpu"))
 
 
+@pytest.fixture
+def count_trainings(monkeypatch):
+    """The edge counts of every shard training `sisa.train_shard` (SISA and RecEraser) runs from now on."""
+    from recunlearn.unlearning import sisa
+
+    calls = []
+    real = sisa.train_shard
+
+    def counting(original, edges, *args):
+        calls.append(len(edges))
+        return real(original, edges, *args)
+
+    monkeypatch.setattr(sisa, "train_shard", counting)
+    return calls
+
+
 @pytest.fixture(scope="session")
 def task_for():
     """`task_for(original, request)`: the task of deleting `request` (any (R, 2) array) from the original."""

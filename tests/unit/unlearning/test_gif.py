@@ -9,7 +9,7 @@ from recunlearn.backbones.lightgcn import LightGCN
 from recunlearn.config import method_settings
 from recunlearn.errors import ConfigError
 from recunlearn.graph.adjacency import normalized_adjacency
-from recunlearn.unlearning import METHODS, build_method, gif
+from recunlearn.unlearning import METHODS, _influence, build_method, gif
 
 
 def test_registered_and_unknown_keys_refused():
@@ -43,14 +43,14 @@ def small_problem(layers=1, l2=0.05, seed=0, dtype=torch.float64):
         [[0, 0], [0, 1], [1, 1], [1, 2], [2, 2], [2, 3], [3, 3], [3, 4], [4, 4], [4, 0], [5, 0], [5, 2], [0, 3], [2, 4]]
     )
     backbone = LightGCN(6, 5, dim=3, layers=layers, l2=l2, readout="sum", seed=seed)
-    neg = gif.fixed_negatives(edges, 6, 5, seed=seed)
+    neg = _influence.fixed_negatives(edges, 6, 5, seed=seed)
     theta = backbone.embedding.detach().to(dtype)
     return backbone, edges, neg, theta
 
 
 def dense_hessian(backbone, theta, adj, edges, neg):
     t = torch.as_tensor
-    fn = lambda x: gif.bpr_l2_sum(backbone, x.view_as(theta), adj, t(edges[:, 0]), t(edges[:, 1]), t(neg))  # noqa: E731
+    fn = lambda x: _influence.bpr_l2_sum(backbone, x.view_as(theta), adj, t(edges[:, 0]), t(edges[:, 1]), t(neg))  # noqa: E731
     return torch.autograd.functional.hessian(fn, theta.flatten().clone())
 
 
@@ -58,9 +58,9 @@ def test_gif_gradient_and_hvp_match_autograd_and_cg_matches_dense_solve():
     backbone, edges, neg, theta = small_problem(layers=2)
     adj = normalized_adjacency(edges, 6, 5).to(torch.float64)
     t = torch.as_tensor
-    obj = gif.BPRObjective(backbone, adj, t(edges[:, 0]), t(edges[:, 1]), t(neg), theta)
+    obj = _influence.BPRObjective(backbone, adj, t(edges[:, 0]), t(edges[:, 1]), t(neg), theta)
     x = theta.clone().requires_grad_(True)
-    (grad,) = torch.autograd.grad(gif.bpr_l2_sum(backbone, x, adj, t(edges[:, 0]), t(edges[:, 1]), t(neg)), x)
+    (grad,) = torch.autograd.grad(_influence.bpr_l2_sum(backbone, x, adj, t(edges[:, 0]), t(edges[:, 1]), t(neg)), x)
     assert torch.allclose(obj.gradient(), grad, atol=1e-12)
     h = dense_hessian(backbone, theta, adj, edges, neg)
     v = torch.randn(theta.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
@@ -68,7 +68,7 @@ def test_gif_gradient_and_hvp_match_autograd_and_cg_matches_dense_solve():
     # damping large enough to make H + λI positive definite (BPR's H alone need not be)
     lam = max(0.0, -float(torch.linalg.eigvalsh(h).min())) + 0.5
     b = obj.gradient()
-    x_cg, info = gif.conjugate_gradient(lambda z: obj.hvp(z) + lam * z, b, tol=1e-12, max_iter=200)
+    x_cg, info = _influence.conjugate_gradient(lambda z: obj.hvp(z) + lam * z, b, tol=1e-12, max_iter=200)
     x_direct = torch.linalg.solve(h + lam * torch.eye(len(h), dtype=h.dtype), b.flatten())
     assert info["reason"] == "converged"
     assert torch.allclose(x_cg.flatten(), x_direct, atol=1e-8)
@@ -77,9 +77,9 @@ def test_gif_gradient_and_hvp_match_autograd_and_cg_matches_dense_solve():
 def test_cg_on_an_indefinite_matrix_stops_or_stays_in_the_trust_region():
     a = torch.diag(torch.tensor([2.0, 1.0, -1.0], dtype=torch.float64))
     b = torch.tensor([1.0, 1.0, 1.0], dtype=torch.float64)
-    _, info = gif.conjugate_gradient(lambda z: a @ z, b, tol=1e-12, max_iter=10)
+    _, info = _influence.conjugate_gradient(lambda z: a @ z, b, tol=1e-12, max_iter=10)
     assert info["reason"] == "negative_curvature"
-    x, info = gif.conjugate_gradient(lambda z: a @ z, b, tol=1e-12, max_iter=10, radius=0.5)
+    x, info = _influence.conjugate_gradient(lambda z: a @ z, b, tol=1e-12, max_iter=10, radius=0.5)
     assert info["reason"] in ("negative_curvature", "trust_radius")
     assert float(x.norm()) == pytest.approx(0.5)
 
@@ -93,14 +93,14 @@ def test_lissa_is_gifs_truncated_neumann_series_and_converges_to_the_solve():
     b = torch.randn(8, generator=gen, dtype=torch.float64)
     scale, damp = 10.0, 0.01
     m = torch.eye(8, dtype=torch.float64) - (a + damp * scale * torch.eye(8, dtype=torch.float64)) / scale
-    x, info = gif.lissa(lambda v: a @ v, b, 2, scale, damp)
+    x, info = _influence.lissa(lambda v: a @ v, b, 2, scale, damp)
     assert torch.allclose(x, (b + m @ b + m @ m @ b) / scale, atol=1e-14) and info["reason"] == "lissa"
-    x, info = gif.lissa(lambda v: a @ v, b, 2000, scale, damp)
+    x, info = _influence.lissa(lambda v: a @ v, b, 2000, scale, damp)
     exact = torch.linalg.solve(a + damp * scale * torch.eye(8, dtype=torch.float64), b)
     assert torch.allclose(x, exact, atol=1e-10) and info["relative_residual"] < 1e-10
     assert info["effective_damping"] == pytest.approx(0.1)
-    _, short = gif.lissa(lambda v: a @ v, b, 10, 2.0, 0.0)  # 10 > (2 - 0) x 2: the largest mode grows
-    _, longer = gif.lissa(lambda v: a @ v, b, 20, 2.0, 0.0)
+    _, short = _influence.lissa(lambda v: a @ v, b, 10, 2.0, 0.0)  # 10 > (2 - 0) x 2: the largest mode grows
+    _, longer = _influence.lissa(lambda v: a @ v, b, 20, 2.0, 0.0)
     assert longer["relative_residual"] > short["relative_residual"] > 1
 
 
@@ -116,8 +116,8 @@ def test_gif_lissa_solver_matches_the_dense_solve_on_the_graph():
     scale = float(eig.max())
     damp = (max(0.0, -float(eig.min())) + 0.5) / scale
     t = torch.as_tensor
-    g = gif.BPRObjective(backbone, adj_r, t(edges[keep, 0]), t(edges[keep, 1]), t(neg[keep]), theta).gradient()
-    g = g - gif.BPRObjective(backbone, adj, t(edges[:, 0]), t(edges[:, 1]), t(neg), theta).gradient()
+    g = _influence.BPRObjective(backbone, adj_r, t(edges[keep, 0]), t(edges[keep, 1]), t(neg[keep]), theta).gradient()
+    g = g - _influence.BPRObjective(backbone, adj, t(edges[:, 0]), t(edges[:, 1]), t(neg), theta).gradient()
     expected = -torch.linalg.solve(h + damp * scale * torch.eye(len(h), dtype=h.dtype), g.flatten())
     lissa = {"solver": "lissa", "lissa_iterations": 3000, "lissa_scale": scale, "lissa_damping": damp}
     settings = {**method_settings("gif"), **lissa, "trust_radius": 1e-6}
@@ -148,7 +148,7 @@ def _minimise(backbone, theta0, adj, edges, neg):
 
     def closure():
         opt.zero_grad()
-        loss = gif.bpr_l2_sum(backbone, x, adj, t(edges[:, 0]), t(edges[:, 1]), t(neg))
+        loss = _influence.bpr_l2_sum(backbone, x, adj, t(edges[:, 0]), t(edges[:, 1]), t(neg))
         loss.backward()
         return loss
 
@@ -189,10 +189,10 @@ def test_influence_step_matches_exact_removal_on_a_convex_problem():
     w_star, w_new = optimum(everything), optimum(keep)
     g = grad(w_star, keep) - grad(w_star, everything)
     moved = float((w_new - w_star).norm())
-    step, info = gif.influence_step(g, hvp(w_star, everything), 0.0, 1e-12, 50)
+    step, info = _influence.influence_step(g, hvp(w_star, everything), 0.0, 1e-12, 50)
     assert info["reason"] == "converged"
     assert float((w_star + step - w_new).norm()) < 0.05 * moved
-    newton, _ = gif.influence_step(g, hvp(w_star, keep), 0.0, 1e-12, 50)
+    newton, _ = _influence.influence_step(g, hvp(w_star, keep), 0.0, 1e-12, 50)
     assert float((w_star + newton - w_new).norm()) < 0.01 * moved
 
 
@@ -212,7 +212,7 @@ def test_gif_neighbour_term_tracks_the_retrained_graph_optimum():
     assert eig[:n_rot].abs().max() < 1e-6 and eig[n_rot] > 0.05  # flat only along rotations: a strict minimum
     settings = {**method_settings("gif"), "damping": 1e-6, "cg_tol": 1e-10, "cg_max_iter": 500, "trust_radius": 0.0}
     t = torch.as_tensor
-    full = gif.BPRObjective(backbone, adj, t(edges[:, 0]), t(edges[:, 1]), t(neg), star)
+    full = _influence.BPRObjective(backbone, adj, t(edges[:, 0]), t(edges[:, 1]), t(neg), star)
     gif_errors, classic_errors = [], []
     for deleted in range(3):
         keep = np.arange(len(edges)) != deleted
@@ -230,8 +230,8 @@ def test_gif_neighbour_term_tracks_the_retrained_graph_optimum():
         assert info["reason"] == "converged", info
         assert torch.equal(adj_out.to_dense(), adj_r.to_dense())
         gif_errors.append(error(updated))
-        dropped = gif.BPRObjective(backbone, adj, t(edges[keep, 0]), t(edges[keep, 1]), t(neg[keep]), star)
-        step, _ = gif.influence_step(dropped.gradient() - full.gradient(), full.hvp, 1e-6, 1e-10, 500)
+        dropped = _influence.BPRObjective(backbone, adj, t(edges[keep, 0]), t(edges[keep, 1]), t(neg[keep]), star)
+        step, _ = _influence.influence_step(dropped.gradient() - full.gradient(), full.hvp, 1e-6, 1e-10, 500)
         classic_errors.append(error(star + step))
     assert np.mean(gif_errors) < 0.5 and all(g < c for g, c in zip(gif_errors, classic_errors)), (
         gif_errors,
@@ -260,4 +260,4 @@ def test_gif_refuses_a_backbone_that_does_not_propagate_linearly():
     backbone = Squashed(6, 5, dim=3, layers=1, l2=1e-4, readout="sum", seed=0)
     adj = normalized_adjacency(small_problem()[1], 6, 5)
     with pytest.raises(ConfigError, match="linearly"):
-        gif.check_linear_symmetric(backbone, adj, backbone.embedding.detach())
+        _influence.check_linear_symmetric(backbone, adj, backbone.embedding.detach())

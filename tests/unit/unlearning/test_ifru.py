@@ -13,7 +13,7 @@ from recunlearn.backbones.lightgcn import LightGCN
 from recunlearn.config import method_settings
 from recunlearn.errors import ConfigError, RequestError
 from recunlearn.graph.adjacency import normalized_adjacency
-from recunlearn.unlearning import METHODS, build_method, gif, ifru
+from recunlearn.unlearning import METHODS, _influence, build_method, gif, ifru
 from recunlearn.unlearning.base import UnlearningTask, final_embeddings
 
 EDGES = np.array(
@@ -62,7 +62,7 @@ def two_components():
 def test_spill_over_is_nonzero_at_the_neighbours_and_zero_where_the_graph_does_not_change():
     backbone, edges, neg, theta = two_components()
     keep = np.arange(len(edges)) != 0  # delete (u0, i0)
-    full, rest = gif.deletion_objectives(backbone, theta, edges, neg, keep, False, 0)
+    full, rest = _influence.deletion_objectives(backbone, theta, edges, neg, keep, False, 0)
     direct, spill = ifru.deletion_gradient(full, rest, t(edges[~keep, 0]), t(edges[~keep, 1]), t(neg[~keep]))
     assert torch.allclose(direct + spill, rest.gradient() - full.gradient(), atol=1e-14)  # GIF's g
     # u0's other item i1 (node 7) and i0's other user u2 (node 2): their aggregation changes with the deletion
@@ -78,7 +78,7 @@ def test_spill_over_is_nonzero_at_the_neighbours_and_zero_where_the_graph_does_n
 
 
 def dense_loss(backbone, adj, edges, neg):
-    """The summed BPR + L2 of `gif.bpr_l2_sum` with propagation as a dense matrix P (fast double backward)."""
+    """The summed BPR + L2 of `_influence.bpr_l2_sum` with propagation as a dense matrix P (fast double backward)."""
     n_users, n = backbone.n_users, backbone.n_users + backbone.n_items
     p = backbone.propagate(torch.eye(n, dtype=torch.float64), adj)
     rows = torch.cat([t(edges[:, 0]), n_users + t(edges[:, 1]), n_users + t(neg)])
@@ -103,7 +103,7 @@ def restricted(loss, theta, rows):
 
 def test_step_is_the_restricted_newton_step_of_the_dense_system():
     backbone = LightGCN(6, 5, dim=3, layers=2, l2=0.05, readout="sum", seed=0)
-    neg = gif.fixed_negatives(EDGES, 6, 5, seed=0)
+    neg = _influence.fixed_negatives(EDGES, 6, 5, seed=0)
     theta = backbone.embedding.detach().to(torch.float64)
     keep = np.arange(len(EDGES)) != 3
     adj, adj_r = (normalized_adjacency(e, 6, 5).to(torch.float64) for e in (EDGES, EDGES[keep]))
@@ -126,7 +126,7 @@ def test_step_is_the_restricted_newton_step_of_the_dense_system():
 def test_with_every_row_and_cg_ifru_is_gif():
     """No pruning, importance spread over the whole (connected) graph, the same CG: GIF's step, row for row."""
     backbone = LightGCN(6, 5, dim=3, layers=2, l2=0.05, readout="sum", seed=0)
-    neg = gif.fixed_negatives(EDGES, 6, 5, seed=0)
+    neg = _influence.fixed_negatives(EDGES, 6, 5, seed=0)
     theta = backbone.embedding.detach().to(torch.float64)
     keep = np.isin(np.arange(len(EDGES)), [1, 6], invert=True)
     common = {"damping": 0.01, "cg_tol": 1e-10, "cg_max_iter": 100, "trust_radius": 0.1}
@@ -158,7 +158,7 @@ def test_step_tracks_the_retrained_optimum_over_the_same_rows():
     n_users, n_items = 30, 20
     edges = grouped_edges(n_users, n_items, seed=0)
     backbone = LightGCN(n_users, n_items, dim=4, layers=1, l2=0.1, readout="sum", seed=0)
-    neg = gif.fixed_negatives(edges, n_users, n_items, seed=0)
+    neg = _influence.fixed_negatives(edges, n_users, n_items, seed=0)
     adj = normalized_adjacency(edges, n_users, n_items).to(torch.float64)
     loss = dense_loss(backbone, adj, edges, neg)
     x = backbone.embedding.detach().to(torch.float64).clone().requires_grad_(True)

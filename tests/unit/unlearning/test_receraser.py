@@ -24,34 +24,11 @@ def receraser_prepared(original):
     return method, state, report
 
 
-@pytest.fixture
-def count_trainings(monkeypatch):
-    """The edge counts of every shard training `sisa.train_shard` runs from now on."""
-    calls = []
-    real = sisa.train_shard
-
-    def counting(original, edges, *args):
-        calls.append(len(edges))
-        return real(original, edges, *args)
-
-    monkeypatch.setattr(sisa, "train_shard", counting)
-    return calls
-
-
 def from_scratch(method, original, edges, assignment, seeds):
     """Prepare on `edges` with a given partition: shards trained afresh, aggregator fitted, output combined."""
     k = method.settings["shards"]
     shards = method.train_shards(original, edges, assignment, seeds, range(k))
-    state = {
-        "n_users": N_USERS,
-        "n_items": N_ITEMS,
-        "seeds": seeds,
-        "edges": torch.from_numpy(edges),
-        "assignment": torch.from_numpy(assignment),
-        "shard_initial": torch.stack([shards[j].initial for j in range(k)]),
-        "shard_final": torch.stack([shards[j].final for j in range(k)]),
-        "present": torch.stack([shards[j].present for j in range(k)]),
-    }
+    state = sisa.shard_state(original, edges, assignment, seeds, shards)
     state["aggregator"], _ = method.fit_aggregator(original, state)
     return method.combine(original, state)
 

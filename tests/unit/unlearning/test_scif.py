@@ -10,7 +10,7 @@ from recunlearn.backbones.lightgcn import LightGCN
 from recunlearn.config import method_settings
 from recunlearn.errors import ConfigError, RequestError
 from recunlearn.graph.adjacency import normalized_adjacency
-from recunlearn.unlearning import METHODS, build_method, gif, scif
+from recunlearn.unlearning import METHODS, _influence, build_method, scif
 from recunlearn.unlearning.base import UnlearningTask
 
 EDGES = np.array(
@@ -43,7 +43,7 @@ def test_soft_labels_fall_back_from_user_to_item_to_no_information():
 def at_a_minimum(l2=0.3, seed=0):
     """The 6 x 5 graph, LightGCN (1 layer, dim 3) at a strict local minimum of its summed BPR + L2, float64."""
     backbone = LightGCN(N_USERS, N_ITEMS, dim=DIM, layers=1, l2=l2, readout="sum", seed=seed)
-    neg = gif.fixed_negatives(EDGES, N_USERS, N_ITEMS, seed=seed)
+    neg = _influence.fixed_negatives(EDGES, N_USERS, N_ITEMS, seed=seed)
     adj = normalized_adjacency(EDGES, N_USERS, N_ITEMS).to(torch.float64)
     star = minimise(lambda x: full_loss(backbone, x, adj, neg), backbone.embedding.detach().to(torch.float64))
     return backbone, neg, adj, star

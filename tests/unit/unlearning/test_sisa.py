@@ -37,20 +37,6 @@ def sisa_prepared(original):
     return method, state, report
 
 
-@pytest.fixture
-def count_trainings(monkeypatch):
-    """The edge counts of every shard training `sisa.train_shard` runs from now on."""
-    calls = []
-    real = sisa.train_shard
-
-    def counting(original, edges, *args):
-        calls.append(len(edges))
-        return real(original, edges, *args)
-
-    monkeypatch.setattr(sisa, "train_shard", counting)
-    return calls
-
-
 def fresh(method, original, state, shard):
     """Shard `shard` trained from scratch on its edges in `state`, with its seed: what exact unlearning must give."""
     s = method.settings
