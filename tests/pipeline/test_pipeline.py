@@ -166,7 +166,7 @@ def test_dry_run_of_the_full_tiny_config(tiny_run):
         "train": 6,
         "adversarial": 1,
         "prepare": 6,
-        "unlearn": 50,
+        "unlearn": 55,  # 5 requests x 11 methods
         "reference": 5,
         "compare": 1,
         "notebook": 4,
@@ -178,7 +178,7 @@ def test_dry_run_of_sgl_and_simgcl_through_config_overrides(tiny_run):
     dry = snakemake(tiny_run, "-n", "--forceall", "--config", "backbones=[sgl,simgcl]", config=TINY_CONFIG).stdout
     jobs = planned_jobs(dry)
     assert {w["backbone"] for _, w in jobs if "backbone" in w} == {"sgl", "simgcl"}
-    assert _job_counts(dry)["train"] == 12 and _job_counts(dry)["unlearn"] == 100
+    assert _job_counts(dry)["train"] == 12 and _job_counts(dry)["unlearn"] == 110
     assert '--set \'backbones=["sgl","simgcl"]\' train --dataset tiny --backbone simgcl' in dry
 
 
