@@ -327,3 +327,19 @@ def _without_docstrings(text: str) -> str:
                 for n in range(body[0].lineno - 1, body[0].end_lineno):
                     lines[n] = ""
     return "\n".join(lines)
+
+
+def test_a_model_stage_process_loads_neither_the_compiler_stack_nor_scipy_stats():
+    """Each pipeline job is a process: these imports cost seconds each and the eager code needs neither."""
+    code = (
+        "import sys, torch\n"
+        "from recunlearn.stages import unlearn, train\n"
+        "from recunlearn.stages._runtime import configure_torch\n"
+        "configure_torch({'threads': 1, 'device': 'cpu'})\n"
+        "assert torch.are_deterministic_algorithms_enabled()\n"
+        "assert torch.is_deterministic_algorithms_warn_only_enabled()\n"
+        "print(sorted(m for m in ('torch._inductor', 'torch._dynamo', 'scipy.stats') if m in sys.modules))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"

@@ -24,7 +24,7 @@ from recunlearn.graph.adjacency import GraphContext
 from recunlearn.graph.sampling import BPRSampler
 from recunlearn.io import atomic_path
 
-__all__ = ["TrainResult", "train_backbone", "deterministic"]
+__all__ = ["TrainResult", "train_backbone", "deterministic", "set_deterministic_algorithms"]
 
 log = logging.getLogger("recunlearn.train")
 
@@ -48,17 +48,28 @@ class TrainResult:
         return asdict(self)
 
 
+def set_deterministic_algorithms(mode: bool, warn_only: bool = False) -> None:
+    """`torch.use_deterministic_algorithms(mode, warn_only=...)` for eager code, without importing torch's compiler.
+
+    The public call also sets the flag of torch's compiler (`torch._inductor.config.deterministic`), and importing
+    that config imports the whole compiler stack: seconds per process, i.e. per pipeline job
+    (docs/decisions.md, section "Stages and runtime"). The project never compiles a model, so only the eager flag
+    that every operator reads is set; a backbone that adopts `torch.compile` must call the public function.
+    """
+    torch._C._set_deterministic_algorithms(bool(mode), warn_only=bool(warn_only))
+
+
 @contextlib.contextmanager
 def deterministic(seed: int):
     """Seed torch and turn on deterministic algorithms (warn-only) for the block; restore the old mode after."""
     was_on = torch.are_deterministic_algorithms_enabled()
     was_warn = torch.is_deterministic_algorithms_warn_only_enabled()
     torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    set_deterministic_algorithms(True, warn_only=True)
     try:
         yield
     finally:
-        torch.use_deterministic_algorithms(was_on, warn_only=was_warn)
+        set_deterministic_algorithms(was_on, warn_only=was_warn)
 
 
 @contextlib.contextmanager

@@ -10,8 +10,10 @@ import torch
 from recunlearn.evaluation.forgetting import (
     MembershipInferenceAttack,
     attack_features,
+    average_ranks,
     forgetting_error,
     forgetting_metrics,
+    ks_statistic,
     rank_auc,
     score_pairs,
     sigmoid,
@@ -253,3 +255,24 @@ def test_a_user_deleted_whole_is_tied_under_simgcls_readout_so_every_model_has_z
         assert np.all(percentiles[0] == 0.5) and np.all(percentiles[1] == 0.5) and error == 0.0
     else:
         assert error > 0.0
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_average_ranks_and_ks_statistic_match_scipy(seed):
+    """The numpy versions (kept off scipy.stats for start-up time) against scipy, with many ties."""
+    from scipy.stats import ks_2samp, rankdata
+
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, 6, size=rng.integers(1, 40)).astype(float)  # few distinct values: ties everywhere
+    b = rng.normal(size=rng.integers(1, 40)).round(1)
+    both = np.concatenate([a, b])
+    np.testing.assert_allclose(average_ranks(both), rankdata(both))
+    assert ks_statistic(a, b) == pytest.approx(ks_2samp(a, b).statistic)
+    assert ks_statistic(a, a) == 0.0
+    assert ks_statistic([0.0, 0.1], [0.5, 0.9]) == 1.0
+
+
+def test_average_ranks_of_nothing_and_of_equal_values():
+    assert average_ranks([]).shape == (0,)
+    np.testing.assert_array_equal(average_ranks([3.0, 3.0, 3.0]), [2.0, 2.0, 2.0])
+    np.testing.assert_array_equal(average_ranks([2.0, 1.0, 2.0, 0.0]), [3.5, 2.0, 3.5, 1.0])
