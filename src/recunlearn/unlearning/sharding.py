@@ -28,7 +28,7 @@ import numpy as np
 
 from recunlearn import components
 
-__all__ = ["PARTITIONS", "random_partition", "greedy_balanced_assignment", "balanced_kmeans", "receraser_partition"]
+__all__ = ["PARTITIONS", "random_partition", "random_user_partition", "greedy_balanced_assignment", "balanced_kmeans", "receraser_partition"]
 
 PARTITIONS = tuple(components.fragment("methods", "receraser")["properties"]["partition"]["enum"])
 _NEVER = np.iinfo(np.int64).max
@@ -42,6 +42,17 @@ def random_partition(n_edges: int, shards: int, seed: int) -> np.ndarray:
     assignment = np.empty(n_edges, dtype=np.int64)
     assignment[order] = np.arange(n_edges) % shards
     return assignment
+
+
+def random_user_partition(users: np.ndarray, shards: int, seed: int) -> np.ndarray:
+    """SISA by user: shard id per edge = its user's shard; the distinct users are shuffled and dealt round-robin.
+
+    Every user's edges land in one shard, so deleting one user touches one shard. Shards hold equal numbers of
+    users (within one), not of edges.
+    """
+    users = np.asarray(users, dtype=np.int64)
+    distinct, per_edge = np.unique(users, return_inverse=True)
+    return random_partition(len(distinct), shards, seed)[per_edge]
 
 
 def greedy_balanced_assignment(dist: np.ndarray, capacity: int) -> np.ndarray:

@@ -16,8 +16,10 @@ What a request reports: `info["shards_retrained"]` (how many shards it touched a
 `timings["shards"]` is the shard retraining, `timings["combine"]` building the output.
 
 The project's adaptations (docs/method.md, section "Baselines (each a row of the comparison)"):
-- Partition: uniform random over interactions, as the recommendation versions do (RecEraser's random partition,
-  IFRU's SISA scripts), not SISA's per-sample split of a classification set.
+- Partition (`partition`): uniform random over users by default, each user's interactions kept together, so a
+  request about one user retrains one shard; "interaction" deals each interaction alone, as RecEraser's random
+  baseline and IFRU's SISA scripts do, which spreads every user over all shards. SISA's own unit, a sample of a
+  classification set, has no single counterpart in a recommender; the user is the unit a deletion request names.
 - No slices: SISA also cuts each shard into slices with a checkpoint after each, so a retraining restarts from
   the slice holding the point. That only saves time for one-point requests; every shard restarts from scratch.
 - Stopping: each shard early-stops like Retrain (`recunlearn.backbones.trainer`: Recall@20 every
@@ -31,9 +33,9 @@ The project's adaptations (docs/method.md, section "Baselines (each a row of the
 - The sub-models are rebuilt from the original backbone's own resolved config (dim, layers, l2 and its
   settings), so they match the original exactly; each trains with the backbone's own loss.
 - Cost: preparation ~ one full training (K models on 1/K of the data each); a request costs one shard training
-  per touched shard. A random partition spreads each user's edges over all shards, so a batch request of
-  random edges or whole users touches every shard; only small requests (one user's few edges) show the regime
-  where SISA is K times cheaper than Retrain.
+  per touched shard. A batch request of random edges or of many users touches every shard either way; a
+  single-user request touches one shard under the user partition (all of them under the interaction one), the
+  regime where SISA is about K times cheaper than Retrain.
 
 Settings: `schemas/methods/sisa.yaml` (RecEraser's fragment extends it).
 """
@@ -53,7 +55,7 @@ from recunlearn.errors import RequestError
 from recunlearn.graph.adjacency import normalized_adjacency
 from recunlearn.graph.edges import contains, edge_keys, unique_edges
 from recunlearn.unlearning.base import OriginalModel, Unlearned, UnlearningMethod, UnlearningTask, as_state
-from recunlearn.unlearning.sharding import random_partition
+from recunlearn.unlearning.sharding import random_partition, random_user_partition
 
 __all__ = ["SISA", "Shard", "shard_seed", "shard_validation", "train_shard"]
 
@@ -173,10 +175,14 @@ class SISA(UnlearningMethod):
 
     # ---- the steps RecEraser overrides --------------------------------------------------------------------
     def partition(self, original: OriginalModel, edges: np.ndarray) -> tuple[np.ndarray, dict]:
-        """Shard id per edge: uniform random and balanced."""
-        assignment = random_partition(len(edges), self.settings["shards"], original.seed)
+        """Shard id per edge: uniform random, balanced over users (`partition: user`) or over edges."""
+        k, mode = self.settings["shards"], self.settings["partition"]
+        if mode == "user":
+            assignment = random_user_partition(edges[:, 0], k, original.seed)
+        else:
+            assignment = random_partition(len(edges), k, original.seed)
         return assignment, {
-            "mode": "random",
+            "mode": f"random {mode}",
             "edge_sizes": np.bincount(assignment, minlength=self.settings["shards"]).tolist(),
         }
 

@@ -10,6 +10,7 @@ from recunlearn.unlearning.sharding import (
     balanced_kmeans,
     greedy_balanced_assignment,
     random_partition,
+    random_user_partition,
     receraser_partition,
 )
 
@@ -21,6 +22,18 @@ def test_random_partition_is_balanced_and_seeded():
     assert sorted(np.bincount(a).tolist()) == [25, 26, 26, 26]
     assert np.array_equal(a, random_partition(103, 4, seed=3))
     assert not np.array_equal(a, random_partition(103, 4, seed=4))
+
+
+def test_random_user_partition_keeps_each_user_in_one_shard_and_balances_users():
+    users = np.random.default_rng(0).integers(0, 23, size=300)
+    a = random_user_partition(users, 4, seed=3)
+    shard_of = {}
+    for u, k in zip(users.tolist(), a.tolist()):
+        assert shard_of.setdefault(u, k) == k  # one shard per user
+    per_shard = np.bincount(list(shard_of.values()), minlength=4)
+    assert per_shard.max() - per_shard.min() <= 1 and per_shard.sum() == len(set(users.tolist()))
+    assert np.array_equal(a, random_user_partition(users, 4, seed=3))
+    assert not np.array_equal(a, random_user_partition(users, 4, seed=4))
 
 
 def test_greedy_assignment_equals_the_pairwise_greedy_pass():

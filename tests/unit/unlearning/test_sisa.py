@@ -110,6 +110,27 @@ def test_early_stop_off_trains_the_given_epochs(with_valid):
     assert all(s["epochs"] == 3 and s["stop"] == "fixed budget (early_stop off)" for s in report["shards"])
 
 
+@pytest.mark.parametrize("partition", ["user", "interaction"])
+def test_deleting_one_user_retrains_one_shard_under_the_user_partition_and_several_otherwise(
+    original, task_for, partition
+):
+    method = METHODS["sisa"]({"shards": 4, "partition": partition})
+    state, report = method.prepare(original)
+    assert report["partition"]["mode"] == f"random {partition}"
+    edges, assign = state["edges"].numpy(), state["assignment"].numpy()
+    user = int(np.bincount(edges[:, 0]).argmax())  # the most active user: several edges to spread
+    mine = edges[edges[:, 0] == user]
+    assert len(mine) >= 4
+    new, info, _ = method.update(task_for(original, mine), state)
+    assert (info["shards_retrained"] == 1) == (partition == "user")
+    assert info["retrained"] == sorted(set(assign[edges[:, 0] == user].tolist()))
+    if partition == "user":  # the retrained shard lost exactly that user, and equals training it from scratch
+        (k,) = info["retrained"]
+        assert not new["present"][k][user] and state["present"][k][user]
+        shard = fresh(method, original, new, k)
+        assert torch.equal(shard.final, new["shard_final"][k])
+
+
 def test_a_request_edge_outside_the_prepared_edges_is_refused(original, sisa_prepared, task_for):
     method, state, _ = sisa_prepared
     task = task_for(original, state["edges"].numpy()[:1])
@@ -126,7 +147,9 @@ def test_registered_and_unknown_settings_refused():
         sisa.SISA({"valid_fraction": 0.1})
 
 
-@pytest.mark.parametrize("settings", [{"shards": 0}, {"epochs": -1}, {"early_stop": "yes"}])
+@pytest.mark.parametrize(
+    "settings", [{"shards": 0}, {"epochs": -1}, {"early_stop": "yes"}, {"partition": "item"}]  # item: RecEraser's
+)
 def test_invalid_values_refused(settings):
     with pytest.raises(ConfigError):
         METHODS["sisa"](settings)
