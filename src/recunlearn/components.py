@@ -4,8 +4,8 @@ Each component has one fragment, `schemas/backbones/<name>.yaml` or `schemas/met
 whose properties give each setting's `default`, `type`, range or `enum` and `description`. Keys starting with
 `x-` state facts about the component itself:
 
-- `x-extends: <fragment>`: the settings of another fragment come first (e.g. RecEraser extends SISA; a name
-  starting with "_" is a shared fragment that is not a component);
+- `x-extends: <fragment>`: the settings of another fragment come first (e.g. SISA and RecEraser extend
+  `_sharding`; a name starting with "_" is a shared fragment that is not a component);
 - `x-needs-preparation: true`: the method does one-off work per trained model before any request;
 - `x-ordered: [[low, high], ...]`: pairs of settings that must satisfy low <= high.
 

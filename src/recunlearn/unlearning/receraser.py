@@ -34,7 +34,7 @@ The project's adaptations (docs/method.md, section "Baselines (each a row of the
   unlearning step to compare with; re-fitting keeps the result exact (the whole output is then a deterministic
   function of the remaining edges, the partition and the seeds), at the cost reported in `timings["aggregator"]`.
 
-Settings: `schemas/methods/receraser.yaml`, which extends SISA's.
+Settings: `schemas/methods/receraser.yaml`, which extends `_sharding.yaml` (shared with SISA).
 """
 
 from __future__ import annotations

@@ -28,7 +28,14 @@ import numpy as np
 
 from recunlearn import components
 
-__all__ = ["PARTITIONS", "random_partition", "random_user_partition", "greedy_balanced_assignment", "balanced_kmeans", "receraser_partition"]
+__all__ = [
+    "PARTITIONS",
+    "random_partition",
+    "random_user_partition",
+    "greedy_balanced_assignment",
+    "balanced_kmeans",
+    "receraser_partition",
+]
 
 PARTITIONS = tuple(components.fragment("methods", "receraser")["properties"]["partition"]["enum"])
 _NEVER = np.iinfo(np.int64).max

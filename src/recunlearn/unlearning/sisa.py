@@ -37,7 +37,7 @@ The project's adaptations (docs/method.md, section "Baselines (each a row of the
   single-user request touches one shard under the user partition (all of them under the interaction one), the
   regime where SISA is about K times cheaper than Retrain.
 
-Settings: `schemas/methods/sisa.yaml` (RecEraser's fragment extends it).
+Settings: `schemas/methods/sisa.yaml`, which extends `_sharding.yaml` (shared with RecEraser).
 """
 
 from __future__ import annotations

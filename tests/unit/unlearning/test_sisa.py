@@ -148,7 +148,8 @@ def test_registered_and_unknown_settings_refused():
 
 
 @pytest.mark.parametrize(
-    "settings", [{"shards": 0}, {"epochs": -1}, {"early_stop": "yes"}, {"partition": "item"}]  # item: RecEraser's
+    "settings",
+    [{"shards": 0}, {"epochs": -1}, {"early_stop": "yes"}, {"partition": "item"}],  # item: RecEraser's
 )
 def test_invalid_values_refused(settings):
     with pytest.raises(ConfigError):
