@@ -28,10 +28,10 @@ each product is a full one (`_influence.BPRObjective`) restricted to S.
 Solver (`solver`). "adam", the official one: Adam on the quadratic q(x) = ½ xᵀ(H_SS + λI)x + g_Sᵀx, whose minimiser
 is Δθ_S. The official code works on p = n Δθ (n training interactions, Hessian of the mean loss, gradient of the
 summed one) with learning rate 1e4; Adam ignores the gradient's scale, so that is Adam on Δθ with learning rate
-`adam_lr` / n, as here. After every step the model it gives is scored on the validation pairs (AUC against as many
-random non-edges); the best-scoring step is kept (the first step is always a candidate: the official best score
-starts at 0) and the solver stops once more than `patience` steps in a row fail to beat it. Without validation pairs
-the last of `adam_max_iter` steps is kept, and `selection` says so. "cg": the project's Steihaug trust-region CG
+`adam_lr` / n, as here. After every step the model it gives is scored on the validation pairs (`select`); the
+best-scoring step is kept (the first step is always a candidate: the official best score starts at 0) and the
+solver stops once more than `patience` steps in a row fail to beat it. Without validation pairs the last of
+`adam_max_iter` steps is kept, and `selection` says so. "cg": the project's Steihaug trust-region CG
 (`_influence.influence_step`), as GIF and SCIF here solve.
 
 The project's adaptations:
@@ -48,8 +48,11 @@ The project's adaptations:
 - Spill-over over every kept interaction whose loss changes (terms that do not change cancel exactly). The official
   code takes the kept interactions of the request's users and items whose degree falls by more than 1 %, which
   misses those of their neighbours, whose aggregation changes too (LightGCN's degree normalisation).
-- Validation: the served model (propagated on the remaining graph, as every method here is served), AUC against
-  sampled non-edges, because the project's validation split holds positives only (the official sets are labelled).
+- Validation: the served model (propagated on the remaining graph, as every method here is served). The official
+  score is AUC on labelled validation sets, whose negatives are real disliked items; the project's validation
+  split holds positives only, so `select: auc` scores them against sampled random non-edges, which are easy to
+  outscore: that AUC kept rising while Recall@20 fell (docs/method.md, IFRU). `select: recall` (the default)
+  scores validation Recall@20 with the remaining graph masked, the criterion the backbones early-stop on.
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ import numpy as np
 import torch
 
 from recunlearn.backbones.base import Backbone
+from recunlearn.evaluation.ranking import evaluate_ranking
 from recunlearn.graph.sampling import sample_non_edges
 from recunlearn.unlearning._influence import (
     BPRObjective,
@@ -73,6 +77,7 @@ from recunlearn.unlearning.base import Unlearned, UnlearningMethod, UnlearningTa
 __all__ = [
     "IFRU",
     "ValidationAUC",
+    "ValidationRecall",
     "adam_minimise",
     "deletion_gradient",
     "ifru_update",
@@ -82,6 +87,8 @@ __all__ = [
 ]
 
 NO_VALID = "last step (no validation pairs)"
+K_VALID = 20  # validation Recall@20, the project's headline utility metric, as the backbones' early stopping uses
+SELECTION = {"recall": f"best validation Recall@{K_VALID}", "auc": "best validation AUC"}
 
 
 def importance(edges: np.ndarray, request: np.ndarray, n_users: int, n_items: int, k_hop: int, device) -> torch.Tensor:
@@ -173,6 +180,29 @@ class ValidationAUC:
         return pairwise_auc(scores(self.valid), scores(self.non_edges))
 
 
+class ValidationRecall:
+    """The validation score of a step x on rows S: Recall@20 of the validation pairs, the remaining graph's edges
+    masked, for the table θ* with rows S moved by x, propagated on the remaining graph (the model the step serves)."""
+
+    def __init__(self, backbone: Backbone, theta: torch.Tensor, rows: torch.Tensor, adj: torch.Tensor, valid, mask):
+        """
+        Args:
+            backbone: the backbone that propagates the table.
+            theta: the trained table θ*.
+            rows: (S,) the rows x moves.
+            adj: normalised adjacency of the remaining graph.
+            valid: (V, 2) validation pairs, numpy.
+            mask: (E_r, 2) the remaining graph's edges, never counted as recommendations.
+        """
+        self.backbone, self.theta, self.rows, self.adj = backbone, theta, rows, adj
+        self.valid, self.mask = valid, mask
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor) -> float:
+        users, items = self.backbone.split(self.backbone.propagate(self.theta.index_add(0, self.rows, x), self.adj))
+        return evaluate_ranking(users, items, self.mask, self.valid, ks=(K_VALID,))[f"recall@{K_VALID}"]
+
+
 def adam_minimise(
     matvec: Callable[[torch.Tensor], torch.Tensor],
     b: torch.Tensor,
@@ -235,6 +265,25 @@ def _validation_pairs(valid: np.ndarray | None, edges: np.ndarray, n_users: int,
     return valid, sample_non_edges(n_users, n_items, [edges, valid], len(valid), seed)
 
 
+def _validation_score(select: str, backbone: Backbone, theta, rows, adj, pairs, remaining: np.ndarray):
+    """The Adam solver's step score for `select` ("recall" or "auc"), or None without validation pairs.
+
+    Args:
+        select: the `select` setting.
+        backbone: the backbone that propagates the table.
+        theta: the trained table θ*.
+        rows: (S,) the rows a step moves.
+        adj: normalised adjacency of the remaining graph.
+        pairs: (validation pairs, as many random non-edges) from `_validation_pairs`, or None.
+        remaining: (E_r, 2) the remaining graph's edges, masked when ranking.
+    """
+    if pairs is None:
+        return None
+    if select == "auc":
+        return ValidationAUC(backbone, theta, rows, adj, pairs)
+    return ValidationRecall(backbone, theta, rows, adj, pairs[0], remaining)
+
+
 def ifru_update(
     backbone: Backbone,
     theta: torch.Tensor,
@@ -274,11 +323,11 @@ def ifru_update(
     pairs = _validation_pairs(valid, edges, nu, ni, seed) if s["solver"] == "adam" else None
     t_setup = time.perf_counter()
     if s["solver"] == "adam":
-        score = ValidationAUC(backbone, theta, rows, rest.adj, pairs) if pairs is not None else None
+        score = _validation_score(s["select"], backbone, theta, rows, rest.adj, pairs, edges[keep])
         lr = s["adam_lr"] / len(edges)
         damped = lambda x: hvp_rows(x) + s["damping"] * x  # noqa: E731
         step, info = adam_minimise(damped, b, lr, s["adam_max_iter"], s["patience"], score)
-        info["selection"] = "best validation AUC" if pairs is not None else NO_VALID
+        info["selection"] = SELECTION[s["select"]] if pairs is not None else NO_VALID
     else:
         radius = s["trust_radius"] * float(theta[rows].norm())
         step, info = influence_step(b, hvp_rows, s["damping"], s["cg_tol"], s["cg_max_iter"], 1.0, radius)

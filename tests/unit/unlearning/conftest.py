@@ -1,7 +1,7 @@
 """Synthetic graphs shared by the per-method tests: small enough to train a backbone in about a second.
 
 - `clustered`: three taste groups, LightGCN trained on them, 12 training edges to delete (fine-tune, reverse BPR,
-  GIF);
+  GIF); `clustered_wide` the same with 60 users x 90 items, where Recall@20 is informative;
 - `original`: two disconnected blocks (users 0-14 x items 0-9, users 15-29 x items 10-19), so "far from the
   request" has an exact meaning: a request inside block A cannot reach block B (sharding, SISA, RecEraser,
   GNNDelete, D2DGN).
@@ -43,19 +43,19 @@ class Clustered:
     """The task (LightGCN dim 8, 2 layers, trained ~1 s; 12 training edges deleted), test edges, random non-edges,
     and the measurements the method tests compare."""
 
-    def __init__(self):
-        edges = clustered_edges(N_USERS, N_ITEMS, seed=0)
+    def __init__(self, n_users: int = N_USERS, n_items: int = N_ITEMS, n_test: int = 20, n_deleted: int = 12):
+        edges = clustered_edges(n_users, n_items, seed=0)
         rng = np.random.default_rng(1)
         is_test = np.zeros(len(edges), dtype=bool)
-        is_test[rng.choice(len(edges), 20, replace=False)] = True
+        is_test[rng.choice(len(edges), n_test, replace=False)] = True
         train, self.test = edges[~is_test], edges[is_test]
-        backbone = LightGCN(N_USERS, N_ITEMS, dim=8, layers=2, l2=1e-3, readout="sum", seed=0)
+        backbone = LightGCN(n_users, n_items, dim=8, layers=2, l2=1e-3, readout="sum", seed=0)
         train_backbone(
             backbone,
             train,
             None,
-            N_USERS,
-            N_ITEMS,
+            n_users,
+            n_items,
             lr=0.05,
             batch_size=64,
             epochs=30,
@@ -65,12 +65,12 @@ class Clustered:
             progress=False,
         )
         original = OriginalModel(
-            backbone, train, N_USERS, N_ITEMS, {"lr": 0.05, "batch_size": 64}, {}, seed=0, device=torch.device("cpu")
+            backbone, train, n_users, n_items, {"lr": 0.05, "batch_size": 64}, {}, seed=0, device=torch.device("cpu")
         )
         deleted = np.zeros(len(train), dtype=bool)
-        deleted[rng.choice(len(train), 12, replace=False)] = True
+        deleted[rng.choice(len(train), n_deleted, replace=False)] = True
         self.task = UnlearningTask(original, train[deleted], train[~deleted])
-        self.non_edges = sample_non_edges(N_USERS, N_ITEMS, [edges], 400, seed=0)
+        self.non_edges = sample_non_edges(n_users, n_items, [edges], 400, seed=0)
 
     def run(self, name: str, settings: dict | None = None):
         """`METHODS[name](settings).unlearn(task)`, checking that the original table is left untouched."""
@@ -95,6 +95,13 @@ class Clustered:
 @pytest.fixture(scope="session")
 def clustered() -> Clustered:
     return Clustered()
+
+
+@pytest.fixture(scope="session")
+def clustered_wide() -> Clustered:
+    """The clustered task with 90 items, 60 test and 40 deleted edges: a top-20 list leaves most items out, so
+    Recall@20 on the test edges can tell models apart."""
+    return Clustered(n_users=60, n_items=90, n_test=60, n_deleted=40)
 
 
 def two_block_edges(seed=0):

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from recunlearn.backbones.lightgcn import LightGCN
 from recunlearn.config import method_settings
 from recunlearn.errors import ConfigError, RequestError
+from recunlearn.evaluation.ranking import evaluate_ranking
 from recunlearn.graph.adjacency import normalized_adjacency
 from recunlearn.unlearning import METHODS, _influence, build_method, gif, ifru
 from recunlearn.unlearning.base import UnlearningTask, final_embeddings
@@ -253,13 +254,38 @@ def test_ifru_lowers_deleted_scores_and_keeps_utility_on_the_tiny_graph(clustere
     # The official rate, 1e4 on n·Δθ, is about 0.6 of an entry's RMS per step at ML-100K's 80k interactions but
     # 100 times it at this graph's 154: the tiny graph takes a rate it can bear (0.1 of its RMS entry per step).
     out = METHODS["ifru"]({"adam_lr": 10.0}).unlearn(with_valid, None)["ifru"]
-    assert out.info["selection"] == "best validation AUC" and out.info["reason"] == "patience"
+    assert out.info["selection"] == "best validation Recall@20" and out.info["reason"] == "patience"
     assert clustered.deleted_mean(out.user_emb, out.item_emb) < clustered.deleted_mean(none.user_emb, none.item_emb)
     assert clustered.recall(out.user_emb, out.item_emb) >= 0.8 * clustered.recall(none.user_emb, none.item_emb)
     assert set(out.timings) == {"setup_s", "solve_s", "propagate_s"}
     # without validation pairs Adam runs its whole budget and keeps the last step, and says so
     fallback = clustered.run("ifru", {"adam_max_iter": 3})["ifru"]
     assert fallback.info["selection"] == ifru.NO_VALID and fallback.info["kept_step"] == 3
+
+
+@pytest.mark.parametrize("select", ["recall", "auc"])
+def test_the_kept_step_is_the_best_scoring_one_under_either_selection_rule(clustered_wide, select):
+    o = dataclasses.replace(clustered_wide.task.original, valid=clustered_wide.test)
+    remaining = clustered_wide.task.remaining
+    with_valid = UnlearningTask(o, clustered_wide.task.request, remaining)
+    settings = {"adam_lr": 10.0, "select": select, "patience": 3}
+    out = METHODS["ifru"](settings).unlearn(with_valid, None)["ifru"]
+    assert out.info["selection"] == ifru.SELECTION[select]
+    # the reported best score is the served model's own validation score, measured here from its embeddings
+    if select == "recall":
+        measured = evaluate_ranking(out.user_emb, out.item_emb, remaining, o.valid, ks=(20,))["recall@20"]
+    else:
+        valid, non_edges = ifru._validation_pairs(o.valid, o.trained_on, o.n_users, o.n_items, o.seed)
+        scores = [(out.user_emb[p[:, 0]] * out.item_emb[p[:, 1]]).sum(-1) for p in map(t, (valid, non_edges))]
+        measured = ifru.pairwise_auc(*scores)
+    assert out.info["best_score"] == pytest.approx(measured, abs=1e-9)
+    # and no step the solver tried scores higher: rerun each step count and score it with the same rule
+    best = out.info["best_score"]
+    for steps in range(1, out.info["steps"] + 1):
+        tried = METHODS["ifru"]({**settings, "adam_max_iter": steps, "patience": steps}).unlearn(with_valid, None)
+        assert tried["ifru"].info["best_score"] <= best + 1e-12, steps
+        if steps == out.info["kept_step"]:
+            assert tried["ifru"].info["best_score"] == pytest.approx(best, abs=1e-12)
 
 
 def test_a_request_outside_the_training_graph_is_refused(clustered):
