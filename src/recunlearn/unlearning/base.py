@@ -29,6 +29,12 @@ import torch
 from recunlearn import components
 from recunlearn.backbones.base import Backbone
 
+# Methods that select a step or checkpoint on the split's validation pairs (GNNDelete, IFRU) rank by validation
+# Recall@K_VALID, the project's headline utility metric, as the backbones' early stopping does; without validation
+# pairs they keep their last step and say so with NO_VALID.
+K_VALID = 20
+NO_VALID = "last step (no validation pairs)"
+
 
 @dataclass
 class OriginalModel:

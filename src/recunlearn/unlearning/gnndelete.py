@@ -57,12 +57,9 @@ from recunlearn.evaluation.ranking import evaluate_ranking
 from recunlearn.graph.adjacency import normalized_adjacency, propagate, user_item_csr
 from recunlearn.graph.edges import edge_keys
 from recunlearn.graph.sampling import sample_non_edges
-from recunlearn.unlearning.base import Unlearned, UnlearningMethod, UnlearningTask
+from recunlearn.unlearning.base import K_VALID, NO_VALID, Unlearned, UnlearningMethod, UnlearningTask
 
 __all__ = ["GNNDelete", "hop_masks", "operated_stack", "NeighbourhoodPairs", "Validation", "select_check", "describe"]
-
-NO_VALID = "last step (no validation pairs)"
-K_VALID = 20  # validation Recall@20: the project's headline utility metric, as in the backbone's early stopping
 
 
 def hop_masks(edges: np.ndarray, request: np.ndarray, n_users: int, n_items: int, hops: int) -> list[np.ndarray]:

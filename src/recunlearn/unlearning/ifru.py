@@ -72,7 +72,7 @@ from recunlearn.unlearning._influence import (
     deletion_triplets,
     influence_step,
 )
-from recunlearn.unlearning.base import Unlearned, UnlearningMethod, UnlearningTask
+from recunlearn.unlearning.base import K_VALID, NO_VALID, Unlearned, UnlearningMethod, UnlearningTask
 
 __all__ = [
     "IFRU",
@@ -84,10 +84,9 @@ __all__ = [
     "importance",
     "pairwise_auc",
     "pruned_rows",
+    "served_step",
 ]
 
-NO_VALID = "last step (no validation pairs)"
-K_VALID = 20  # validation Recall@20, the project's headline utility metric, as the backbones' early stopping uses
 SELECTION = {"recall": f"best validation Recall@{K_VALID}", "auc": "best validation AUC"}
 
 
@@ -154,6 +153,19 @@ def pairwise_auc(pos: torch.Tensor, neg: torch.Tensor) -> float:
     return float((below + not_above).sum(dtype=torch.float64)) / (2.0 * len(pos) * len(neg))
 
 
+def served_step(backbone: Backbone, theta: torch.Tensor, rows: torch.Tensor, x: torch.Tensor, adj: torch.Tensor):
+    """(users, items): the final embeddings the step x on rows S serves, θ* with rows S moved by x, propagated.
+
+    Args:
+        backbone: the backbone that propagates the table.
+        theta: the trained table θ*.
+        rows: (S,) the rows x moves.
+        x: (S, d) the step.
+        adj: normalised adjacency of the remaining graph.
+    """
+    return backbone.split(backbone.propagate(theta.index_add(0, rows, x), adj))
+
+
 class ValidationAUC:
     """The validation score of a step x on rows S: AUC of the validation pairs against fixed random non-edges, for the
     table θ* with rows S moved by x, propagated on the remaining graph (the model the step serves)."""
@@ -172,7 +184,7 @@ class ValidationAUC:
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> float:
-        users, items = self.backbone.split(self.backbone.propagate(self.theta.index_add(0, self.rows, x), self.adj))
+        users, items = served_step(self.backbone, self.theta, self.rows, x, self.adj)
 
         def scores(p: torch.Tensor) -> torch.Tensor:
             return (users[p[:, 0]] * items[p[:, 1]]).sum(-1)
@@ -199,7 +211,7 @@ class ValidationRecall:
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> float:
-        users, items = self.backbone.split(self.backbone.propagate(self.theta.index_add(0, self.rows, x), self.adj))
+        users, items = served_step(self.backbone, self.theta, self.rows, x, self.adj)
         return evaluate_ranking(users, items, self.mask, self.valid, ks=(K_VALID,))[f"recall@{K_VALID}"]
 
 
@@ -249,39 +261,40 @@ def adam_minimise(
     return best, {"steps": step, "kept_step": kept, "best_score": best_score, "reason": reason}
 
 
-def _validation_pairs(valid: np.ndarray | None, edges: np.ndarray, n_users: int, n_items: int, seed: int):
-    """(validation pairs, as many random non-edges: never a training or validation pair), or None without any.
+def _validation_pairs(valid: np.ndarray, edges: np.ndarray, n_users: int, n_items: int, seed: int):
+    """(validation pairs, as many random non-edges: never a training or validation pair), the AUC rule's sets.
 
     Args:
-        valid: (V, 2) validation pairs, or None.
+        valid: (V, 2) validation pairs, V > 0.
         edges: (E, 2) the original training edges.
         n_users: number of users.
         n_items: number of items.
         seed: seed of the non-edge draw.
     """
-    if valid is None or len(valid) == 0:
-        return None
     valid = np.asarray(valid, dtype=np.int64)
     return valid, sample_non_edges(n_users, n_items, [edges, valid], len(valid), seed)
 
 
-def _validation_score(select: str, backbone: Backbone, theta, rows, adj, pairs, remaining: np.ndarray):
-    """The Adam solver's step score for `select` ("recall" or "auc"), or None without validation pairs.
+def _validation_score(s: dict, backbone: Backbone, theta, rows, adj, valid, edges: np.ndarray, keep, seed: int):
+    """The Adam solver's step score for `s["select"]`, or None without validation pairs.
 
     Args:
-        select: the `select` setting.
+        s: IFRU's settings (`select`).
         backbone: the backbone that propagates the table.
         theta: the trained table θ*.
         rows: (S,) the rows a step moves.
         adj: normalised adjacency of the remaining graph.
-        pairs: (validation pairs, as many random non-edges) from `_validation_pairs`, or None.
-        remaining: (E_r, 2) the remaining graph's edges, masked when ranking.
+        valid: (V, 2) validation pairs, or None.
+        edges: (E, 2) the original training edges.
+        keep: (E,) bool, False for the deleted edges.
+        seed: seed of the AUC rule's non-edges.
     """
-    if pairs is None:
+    if valid is None or len(valid) == 0:
         return None
-    if select == "auc":
+    if s["select"] == "auc":
+        pairs = _validation_pairs(valid, edges, backbone.n_users, backbone.n_items, seed)
         return ValidationAUC(backbone, theta, rows, adj, pairs)
-    return ValidationRecall(backbone, theta, rows, adj, pairs[0], remaining)
+    return ValidationRecall(backbone, theta, rows, adj, np.asarray(valid, dtype=np.int64), edges[keep])
 
 
 def ifru_update(
@@ -320,14 +333,17 @@ def ifru_update(
     def hvp_rows(x: torch.Tensor) -> torch.Tensor:  # H_SS x: the full product of x placed on the rows S
         return full.hvp(torch.zeros_like(theta).index_copy_(0, rows, x))[rows]
 
-    pairs = _validation_pairs(valid, edges, nu, ni, seed) if s["solver"] == "adam" else None
+    score = (
+        _validation_score(s, backbone, theta, rows, rest.adj, valid, edges, keep, seed)
+        if s["solver"] == "adam"
+        else None
+    )
     t_setup = time.perf_counter()
     if s["solver"] == "adam":
-        score = _validation_score(s["select"], backbone, theta, rows, rest.adj, pairs, edges[keep])
         lr = s["adam_lr"] / len(edges)
         damped = lambda x: hvp_rows(x) + s["damping"] * x  # noqa: E731
         step, info = adam_minimise(damped, b, lr, s["adam_max_iter"], s["patience"], score)
-        info["selection"] = SELECTION[s["select"]] if pairs is not None else NO_VALID
+        info["selection"] = SELECTION[s["select"]] if score is not None else NO_VALID
     else:
         radius = s["trust_radius"] * float(theta[rows].norm())
         step, info = influence_step(b, hvp_rows, s["damping"], s["cg_tol"], s["cg_max_iter"], 1.0, radius)
