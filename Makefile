@@ -4,6 +4,8 @@
 #   make test       create .venv if missing, install everything ('.[dev]'), lint, run the whole suite and print
 #                   its slowest tests (CI: .ci/run)
 #   make test-fast  the fast tier only: no pipeline runs, no network (budget: 3 minutes)
+#   make test-slurm install and start a single-node Slurm (scripts/slurm-localhost.sh, needs root), then run the
+#                   tiny pipeline through it with the slurm profile (tests/cluster/; about 5 minutes)
 #   make lint       ruff lint and format check
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -12,11 +14,11 @@ BIN := $(VENV)/bin
 CORES ?= 2
 STAMP := $(VENV)/.installed
 LINTED := src tests benchmarks notebooks
-FAST := not pipeline and not network
+FAST := not pipeline and not network and not slurm
 
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install run test test-fast lint benchmark dvc-yaml clean-results
+.PHONY: install run test test-fast test-slurm lint benchmark dvc-yaml clean-results
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +43,10 @@ test: lint
 
 test-fast: $(STAMP)
 	pytest -q -m "$(FAST)" --durations=15
+
+test-slurm: $(STAMP)
+	scripts/slurm-localhost.sh
+	pytest -q -m slurm tests/cluster
 
 benchmark: $(STAMP)
 	python benchmarks/bench_backbones.py

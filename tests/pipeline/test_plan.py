@@ -265,3 +265,24 @@ def test_the_ablation_config_plans(tmp_path):
         plan.param_values(stage.step, stage.wildcards)
     methods = {s.wildcards["method"] for s in plan.jobs("prepare")}
     assert {"unlearnrec_lu_0.1", "unlearnrec_no_withdraw", "unlearnrec_no_propagation"} <= methods
+
+
+DEVICE_STEPS = {"train", "adversarial", "prepare", "unlearn", "reference"}  # the steps that run on `device`
+
+
+def test_every_step_has_scheduler_resources_and_only_device_steps_take_a_gpu_on_cuda():
+    on_cpu = load_config(ROOT / TINY_CONFIG)
+    on_cuda = load_config(ROOT / TINY_CONFIG, {"device": "cuda", "resources": {"train": {"mem_mb": 12345}}})
+    assert set(on_cpu["resources"]) == set(STEPS)
+    for step in STEPS:
+        assert build_plan(on_cpu).resources(step)["gpu"] == 0, step
+        wanted = build_plan(on_cuda).resources(step)
+        assert wanted["gpu"] == (1 if step in DEVICE_STEPS else 0), step
+        assert wanted["mem_mb"] == on_cuda["resources"][step]["mem_mb"] and wanted["runtime"] >= 1
+    assert build_plan(on_cuda).resources("train")["mem_mb"] == 12345
+
+
+def test_a_bad_resource_is_one_line_naming_it(capsys):
+    assert cli.main(["--config", str(ROOT / TINY_CONFIG), "--set", "resources.train.mem_mb=0", "outputs"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "resources.train.mem_mb: 0 is less than the minimum of 1" in err, err

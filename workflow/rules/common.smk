@@ -73,5 +73,10 @@ def settings(step):
     return lambda wildcards: PLAN.param_values(step, wildcards)
 
 
+def step_resources(step):
+    """mem_mb, runtime (minutes) and gpu of the step's jobs, from the config (`resources`; a GPU only on cuda)."""
+    return PLAN.resources(step)
+
+
 def step_threads(step):
     return max((job.threads for job in PLAN.jobs(step)), default=1)

@@ -11,6 +11,8 @@ rule download:
     log:
         log_path("download", "dataset"),
     threads: step_threads("download")
+    resources:
+        **step_resources("download"),
     shell:
         "recunlearn {RECUNLEARN} download --dataset {wildcards.dataset}"
 
@@ -26,6 +28,8 @@ rule preprocess:
     log:
         log_path("preprocess", "dataset"),
     threads: step_threads("preprocess")
+    resources:
+        **step_resources("preprocess"),
     shell:
         "recunlearn {RECUNLEARN} preprocess --dataset {wildcards.dataset}"
 
@@ -41,6 +45,8 @@ rule requests:
     log:
         log_path("requests", "dataset"),
     threads: step_threads("requests")
+    resources:
+        **step_resources("requests"),
     shell:
         "recunlearn {RECUNLEARN} requests --dataset {wildcards.dataset}"
 
@@ -55,5 +61,7 @@ rule popularity:
     log:
         log_path("popularity", "dataset"),
     threads: step_threads("popularity")
+    resources:
+        **step_resources("popularity"),
     shell:
         "recunlearn {RECUNLEARN} popularity --dataset {wildcards.dataset}"

@@ -14,6 +14,8 @@ rule train:
     log:
         log_path("train", "dataset", "backbone", "seed", "kind"),
     threads: step_threads("train")
+    resources:
+        **step_resources("train"),
     shell:
         "recunlearn {RECUNLEARN} train --dataset {wildcards.dataset} --backbone {wildcards.backbone}"
         " --seed {wildcards.seed} --kind {wildcards.kind}"
@@ -31,6 +33,8 @@ rule adversarial:
     log:
         log_path("adversarial", "dataset", "backbone", "seed"),
     threads: step_threads("adversarial")
+    resources:
+        **step_resources("adversarial"),
     shell:
         "recunlearn {RECUNLEARN} adversarial --dataset {wildcards.dataset} --backbone {wildcards.backbone}"
         " --seed {wildcards.seed}"

@@ -16,6 +16,8 @@ rule compare:
     log:
         log_path("compare", "dataset", "backbone"),
     threads: step_threads("compare")
+    resources:
+        **step_resources("compare"),
     shell:
         "recunlearn {RECUNLEARN} compare --dataset {wildcards.dataset} --backbone {wildcards.backbone}"
 
@@ -41,5 +43,7 @@ for _name, _notebooks, _figures in notebook_rules():
         log:
             log_path("notebook", "dataset", "notebook"),
         threads: step_threads("notebook")
+        resources:
+            **step_resources("notebook"),
         shell:
             "recunlearn {RECUNLEARN} notebook --dataset {wildcards.dataset} --notebook {wildcards.notebook}"

@@ -13,6 +13,8 @@ rule prepare:
     log:
         log_path("prepare", "dataset", "backbone", "seed", "kind", "method"),
     threads: step_threads("prepare")
+    resources:
+        **step_resources("prepare"),
     shell:
         "recunlearn {RECUNLEARN} prepare --dataset {wildcards.dataset} --backbone {wildcards.backbone}"
         " --seed {wildcards.seed} --kind {wildcards.kind} --method {wildcards.method}"
@@ -29,6 +31,8 @@ rule unlearn:
     log:
         log_path("unlearn", "dataset", "backbone", "seed", "request", "method"),
     threads: step_threads("unlearn")
+    resources:
+        **step_resources("unlearn"),
     shell:
         "recunlearn {RECUNLEARN} unlearn --dataset {wildcards.dataset} --backbone {wildcards.backbone}"
         " --seed {wildcards.seed} --request {wildcards.request} --method {wildcards.method}"
@@ -45,6 +49,8 @@ rule reference:
     log:
         log_path("reference", "dataset", "backbone", "seed", "request"),
     threads: step_threads("reference")
+    resources:
+        **step_resources("reference"),
     shell:
         "recunlearn {RECUNLEARN} reference --dataset {wildcards.dataset} --backbone {wildcards.backbone}"
         " --seed {wildcards.seed} --request {wildcards.request}"

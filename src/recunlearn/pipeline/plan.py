@@ -110,6 +110,10 @@ class Plan(list):
         trigger; DVC tracks the same keys where the config file spells them out)."""
         return json.dumps({p: lookup(self.cfg, p) for p in self.job(step, wildcards).params}, sort_keys=True)
 
+    def resources(self, step: str) -> dict[str, int]:
+        """What each job of `step` asks a scheduler for (Snakemake `resources:`), see `step_resources`."""
+        return step_resources(self.cfg, step)
+
     def wildcard_constraints(self) -> dict[str, str]:
         """One regex per wildcard: exactly the values the plan's jobs use (`kind` holds a slash for retrain)."""
         values: dict[str, set[str]] = {}
@@ -121,6 +125,15 @@ class Plan(list):
             k: "|".join(re.escape(v) for v in sorted(values.get(k, ()), key=lambda v: (-len(v), v))) or "(?!x)x"
             for k in WILDCARDS
         }
+
+
+def step_resources(cfg: dict, step: str) -> dict[str, int]:
+    """The config's `resources.<step>` (memory in MB, wall time in minutes, GPUs), with no GPU unless `device` is
+    a CUDA device: a job asks a scheduler for what it will use, so a CPU run on a cluster never waits for a GPU."""
+    wanted = dict(cfg["resources"][step])
+    if not cfg["device"].startswith("cuda"):
+        wanted["gpu"] = 0
+    return wanted
 
 
 def lookup(cfg: dict, dotted: str):
