@@ -11,6 +11,7 @@ import json
 import numpy as np
 import pytest
 
+from pipeline.golden import mismatches
 from pipeline_helpers import ROOT
 from recunlearn.data.split import load_split, read_edges
 from recunlearn.stages.forget import FORGETTING_KEYS as FORGETTING
@@ -76,7 +77,7 @@ def test_a_copy_of_a_pipeline_request_gets_the_unlearn_stage_numbers(
     stage = json.loads((results / f"lightgcn/seed0/unlearn/{REQUEST}/{method}/metrics.json").read_text())
     golden = json.loads(GOLDEN[f"tiny/lightgcn/seed0/unlearn/{REQUEST}/{method}/metrics.json"])
     assert report_numbers(report) == variant_numbers(stage["variants"][method])
-    assert report_numbers(report) == variant_numbers(golden["variants"][method])
+    assert mismatches(list(variant_numbers(golden["variants"][method])), list(report_numbers(report))) == []
     assert np.array_equal(read_edges(tmp_path / "out" / "request.tsv"), pipeline_request)
 
 
