@@ -1,8 +1,8 @@
 """The tiny run's metrics with wall-clock fields removed: what must stay the same across refactors.
 
 Structure, integers and strings must be identical; floats equal to FLOAT_RTOL/FLOAT_ATOL. The same code gives
-float32 results that differ in about the sixth digit on CPUs with other vector units (an AVX-512 machine against
-the AVX2 one that wrote the file: at most 1.3e-5 relative, 5e-7 absolute), while any change to a method moves
+float32 results that differ in about the sixth digit on another CPU (PyTorch picks kernels by the vector units it
+finds; measured in docs/decisions.md), while any change to a method moves
 its metrics by orders of magnitude more.
 
 `python tests/pipeline/golden.py RESULTS_DIR` rewrites tests/data/golden_tiny.json from a finished tiny run;
