@@ -32,7 +32,8 @@ summed one) with learning rate 1e4; Adam ignores the gradient's scale, so that i
 best-scoring step is kept (the first step is always a candidate: the official best score starts at 0) and the
 solver stops once more than `patience` steps in a row fail to beat it. Without validation pairs the last of
 `adam_max_iter` steps is kept, and `selection` says so. "cg": the project's Steihaug trust-region CG
-(`_influence.influence_step`), as GIF and SCIF here solve.
+(`_influence.influence_step`), as GIF's. SCIF's official script uses the same Adam solver; both methods call
+`_influence_solver.solve_step`, with the settings of `schemas/methods/_influence_solver.yaml`.
 
 The project's adaptations:
 - Loss. The backbone's BPR + L2 on the user-item bipartite graph, summed, with one fixed seeded negative per edge
@@ -58,36 +59,16 @@ The project's adaptations:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 import numpy as np
 import torch
 
 from recunlearn.backbones.base import Backbone
-from recunlearn.evaluation.ranking import evaluate_ranking
-from recunlearn.graph.sampling import sample_non_edges
-from recunlearn.unlearning._influence import (
-    BPRObjective,
-    deletion_objectives,
-    deletion_triplets,
-    influence_step,
-)
-from recunlearn.unlearning.base import K_VALID, NO_VALID, Unlearned, UnlearningMethod, UnlearningTask
+from recunlearn.unlearning._influence import BPRObjective, deletion_objectives, deletion_triplets
+from recunlearn.unlearning._influence_solver import solve_step
+from recunlearn.unlearning.base import Unlearned, UnlearningMethod, UnlearningTask
 
-__all__ = [
-    "IFRU",
-    "ValidationAUC",
-    "ValidationRecall",
-    "adam_minimise",
-    "deletion_gradient",
-    "ifru_update",
-    "importance",
-    "pairwise_auc",
-    "pruned_rows",
-    "served_step",
-]
-
-SELECTION = {"recall": f"best validation Recall@{K_VALID}", "auc": "best validation AUC"}
+__all__ = ["IFRU", "deletion_gradient", "ifru_update", "importance", "pruned_rows"]
 
 
 def importance(edges: np.ndarray, request: np.ndarray, n_users: int, n_items: int, k_hop: int, device) -> torch.Tensor:
@@ -145,158 +126,6 @@ def deletion_gradient(
     return direct, rest.gradient() - full.gradient() - direct
 
 
-def pairwise_auc(pos: torch.Tensor, neg: torch.Tensor) -> float:
-    """P(a positive outscores a negative) + ½ P(tie), over all pairs, by binary search in the sorted negatives."""
-    ordered = torch.sort(neg).values
-    below = torch.searchsorted(ordered, pos, right=False)
-    not_above = torch.searchsorted(ordered, pos, right=True)
-    return float((below + not_above).sum(dtype=torch.float64)) / (2.0 * len(pos) * len(neg))
-
-
-def served_step(backbone: Backbone, theta: torch.Tensor, rows: torch.Tensor, x: torch.Tensor, adj: torch.Tensor):
-    """(users, items): the final embeddings the step x on rows S serves, θ* with rows S moved by x, propagated.
-
-    Args:
-        backbone: the backbone that propagates the table.
-        theta: the trained table θ*.
-        rows: (S,) the rows x moves.
-        x: (S, d) the step.
-        adj: normalised adjacency of the remaining graph.
-    """
-    return backbone.split(backbone.propagate(theta.index_add(0, rows, x), adj))
-
-
-class ValidationAUC:
-    """The validation score of a step x on rows S: AUC of the validation pairs against fixed random non-edges, for the
-    table θ* with rows S moved by x, propagated on the remaining graph (the model the step serves)."""
-
-    def __init__(self, backbone: Backbone, theta: torch.Tensor, rows: torch.Tensor, adj: torch.Tensor, pairs):
-        """
-        Args:
-            backbone: the backbone that propagates the table.
-            theta: the trained table θ*.
-            rows: (S,) the rows x moves.
-            adj: normalised adjacency of the remaining graph.
-            pairs: ((V, 2) validation pairs, (V, 2) non-edges), numpy.
-        """
-        self.backbone, self.theta, self.rows, self.adj = backbone, theta, rows, adj
-        self.valid, self.non_edges = (torch.as_tensor(p, device=theta.device) for p in pairs)
-
-    @torch.no_grad()
-    def __call__(self, x: torch.Tensor) -> float:
-        users, items = served_step(self.backbone, self.theta, self.rows, x, self.adj)
-
-        def scores(p: torch.Tensor) -> torch.Tensor:
-            return (users[p[:, 0]] * items[p[:, 1]]).sum(-1)
-
-        return pairwise_auc(scores(self.valid), scores(self.non_edges))
-
-
-class ValidationRecall:
-    """The validation score of a step x on rows S: Recall@20 of the validation pairs, the remaining graph's edges
-    masked, for the table θ* with rows S moved by x, propagated on the remaining graph (the model the step serves)."""
-
-    def __init__(self, backbone: Backbone, theta: torch.Tensor, rows: torch.Tensor, adj: torch.Tensor, valid, mask):
-        """
-        Args:
-            backbone: the backbone that propagates the table.
-            theta: the trained table θ*.
-            rows: (S,) the rows x moves.
-            adj: normalised adjacency of the remaining graph.
-            valid: (V, 2) validation pairs, numpy.
-            mask: (E_r, 2) the remaining graph's edges, never counted as recommendations.
-        """
-        self.backbone, self.theta, self.rows, self.adj = backbone, theta, rows, adj
-        self.valid, self.mask = valid, mask
-
-    @torch.no_grad()
-    def __call__(self, x: torch.Tensor) -> float:
-        users, items = served_step(self.backbone, self.theta, self.rows, x, self.adj)
-        return evaluate_ranking(users, items, self.mask, self.valid, ks=(K_VALID,))[f"recall@{K_VALID}"]
-
-
-def adam_minimise(
-    matvec: Callable[[torch.Tensor], torch.Tensor],
-    b: torch.Tensor,
-    lr: float,
-    max_steps: int,
-    patience: int,
-    evaluate: Callable[[torch.Tensor], float] | None,
-) -> tuple[torch.Tensor, dict]:
-    """Minimise q(x) = ½ xᵀAx + bᵀx (A symmetric, given as x -> A x) by Adam on its gradient A x + b, from x = 0,
-    keeping the step `evaluate` scores best: IFRU's official solver.
-
-    After each step `evaluate(x)` scores it (higher is better). The best-scoring step is kept, the first step always
-    being a candidate (x = 0 is not); Adam stops once more than `patience` steps in a row fail to beat it, or after
-    `max_steps` steps. With `evaluate` None the last step is kept. A need not be definite: q may then fall without
-    bound, and the scores are what stops the run.
-
-    Args:
-        matvec: x -> A x.
-        b: the linear term (the shape of x).
-        lr: Adam's learning rate (betas 0.9, 0.999, as torch's defaults and the official code's).
-        max_steps: Adam steps at most.
-        patience: consecutive steps without a better score tolerated before stopping.
-        evaluate: x -> score, or None.
-
-    Returns the kept x and info: `steps` run, `kept_step` (1-based), `best_score`, `reason`
-    (patience, max_steps, zero_rhs).
-    """
-    if max_steps == 0 or float(b.norm()) == 0.0:
-        return torch.zeros_like(b), {"steps": 0, "kept_step": 0, "best_score": None, "reason": "zero_rhs"}
-    x = torch.zeros_like(b).requires_grad_(True)
-    opt = torch.optim.Adam([x], lr=lr)
-    best, best_score, kept, waited, reason = x.detach().clone(), None, 0, 0, "max_steps"
-    for step in range(1, max_steps + 1):
-        x.grad = matvec(x.detach()) + b
-        opt.step()
-        score = evaluate(x.detach()) if evaluate is not None else None
-        if evaluate is None or best_score is None or score > best_score:
-            best, best_score, kept, waited = x.detach().clone(), score, step, 0
-        else:
-            waited += 1
-            if waited > patience:
-                reason = "patience"
-                break
-    return best, {"steps": step, "kept_step": kept, "best_score": best_score, "reason": reason}
-
-
-def _validation_pairs(valid: np.ndarray, edges: np.ndarray, n_users: int, n_items: int, seed: int):
-    """(validation pairs, as many random non-edges: never a training or validation pair), the AUC rule's sets.
-
-    Args:
-        valid: (V, 2) validation pairs, V > 0.
-        edges: (E, 2) the original training edges.
-        n_users: number of users.
-        n_items: number of items.
-        seed: seed of the non-edge draw.
-    """
-    valid = np.asarray(valid, dtype=np.int64)
-    return valid, sample_non_edges(n_users, n_items, [edges, valid], len(valid), seed)
-
-
-def _validation_score(s: dict, backbone: Backbone, theta, rows, adj, valid, edges: np.ndarray, keep, seed: int):
-    """The Adam solver's step score for `s["select"]`, or None without validation pairs.
-
-    Args:
-        s: IFRU's settings (`select`).
-        backbone: the backbone that propagates the table.
-        theta: the trained table θ*.
-        rows: (S,) the rows a step moves.
-        adj: normalised adjacency of the remaining graph.
-        valid: (V, 2) validation pairs, or None.
-        edges: (E, 2) the original training edges.
-        keep: (E,) bool, False for the deleted edges.
-        seed: seed of the AUC rule's non-edges.
-    """
-    if valid is None or len(valid) == 0:
-        return None
-    if s["select"] == "auc":
-        pairs = _validation_pairs(valid, edges, backbone.n_users, backbone.n_items, seed)
-        return ValidationAUC(backbone, theta, rows, adj, pairs)
-    return ValidationRecall(backbone, theta, rows, adj, np.asarray(valid, dtype=np.int64), edges[keep])
-
-
 def ifru_update(
     backbone: Backbone,
     theta: torch.Tensor,
@@ -333,20 +162,8 @@ def ifru_update(
     def hvp_rows(x: torch.Tensor) -> torch.Tensor:  # H_SS x: the full product of x placed on the rows S
         return full.hvp(torch.zeros_like(theta).index_copy_(0, rows, x))[rows]
 
-    score = (
-        _validation_score(s, backbone, theta, rows, rest.adj, valid, edges, keep, seed)
-        if s["solver"] == "adam"
-        else None
-    )
     t_setup = time.perf_counter()
-    if s["solver"] == "adam":
-        lr = s["adam_lr"] / len(edges)
-        damped = lambda x: hvp_rows(x) + s["damping"] * x  # noqa: E731
-        step, info = adam_minimise(damped, b, lr, s["adam_max_iter"], s["patience"], score)
-        info["selection"] = SELECTION[s["select"]] if score is not None else NO_VALID
-    else:
-        radius = s["trust_radius"] * float(theta[rows].norm())
-        step, info = influence_step(b, hvp_rows, s["damping"], s["cg_tol"], s["cg_max_iter"], 1.0, radius)
+    step, info = solve_step(s, b, hvp_rows, backbone, theta, rows, rest.adj, valid, edges, keep, seed)
     updated = theta.clone()
     updated[rows] = theta[rows] + step  # only the selected rows are written
     end = time.perf_counter()

@@ -14,8 +14,8 @@ from recunlearn.config import method_settings
 from recunlearn.errors import ConfigError, RequestError
 from recunlearn.evaluation.ranking import evaluate_ranking
 from recunlearn.graph.adjacency import normalized_adjacency
-from recunlearn.unlearning import METHODS, _influence, build_method, gif, ifru
-from recunlearn.unlearning.base import UnlearningTask, final_embeddings
+from recunlearn.unlearning import METHODS, _influence, _influence_solver, build_method, gif, ifru
+from recunlearn.unlearning.base import NO_VALID, UnlearningTask, final_embeddings
 
 EDGES = np.array(
     [[0, 0], [0, 1], [1, 1], [1, 2], [2, 2], [2, 3], [3, 3], [3, 4], [4, 4], [4, 0], [5, 0], [5, 2], [0, 3], [2, 4]]
@@ -202,11 +202,11 @@ def test_step_tracks_the_retrained_optimum_over_the_same_rows():
 def test_adam_keeps_the_best_scored_step_and_stops_after_patience():
     b = torch.ones(3, dtype=torch.float64)
     scores = iter([0.1, 0.5, 0.3, 0.2, 0.4, 0.45, 0.49, 0.5, 0.0])  # best at step 2; the tie at step 8 is no gain
-    x, info = ifru.adam_minimise(lambda v: 0 * v, b, 0.01, 100, 5, lambda v: next(scores))
+    x, info = _influence_solver.adam_minimise(lambda v: 0 * v, b, 0.01, 100, 5, lambda v: next(scores))
     # a constant gradient: Adam moves every coordinate by exactly lr per step, so step 2 is at -2 lr
     assert info == {"steps": 8, "kept_step": 2, "best_score": 0.5, "reason": "patience"}
     assert torch.allclose(x, torch.full((3,), -0.02, dtype=torch.float64))
-    x, info = ifru.adam_minimise(lambda v: 0 * v, b, 0.01, 7, 5, None)
+    x, info = _influence_solver.adam_minimise(lambda v: 0 * v, b, 0.01, 7, 5, None)
     assert (
         info["kept_step"] == 7 and info["reason"] == "max_steps" and torch.allclose(x, torch.full((3,), -0.07).double())
     )
@@ -222,7 +222,7 @@ def test_adam_approaches_the_solve_on_a_positive_definite_quadratic():
     def quadratic(x):
         return -float(0.5 * x @ a @ x + b @ x)  # the score: lower q is better
 
-    x, info = ifru.adam_minimise(lambda v: a @ v, b, 1e-3, 20000, 200, quadratic)
+    x, info = _influence_solver.adam_minimise(lambda v: a @ v, b, 1e-3, 20000, 200, quadratic)
     assert float((x - exact).norm()) < 1e-2 * float(exact.norm()), info
 
 
@@ -260,7 +260,7 @@ def test_ifru_lowers_deleted_scores_and_keeps_utility_on_the_tiny_graph(clustere
     assert set(out.timings) == {"setup_s", "solve_s", "propagate_s"}
     # without validation pairs Adam runs its whole budget and keeps the last step, and says so
     fallback = clustered.run("ifru", {"adam_max_iter": 3})["ifru"]
-    assert fallback.info["selection"] == ifru.NO_VALID and fallback.info["kept_step"] == 3
+    assert fallback.info["selection"] == NO_VALID and fallback.info["kept_step"] == 3
 
 
 @pytest.mark.parametrize("select", ["recall", "auc"])
@@ -270,14 +270,14 @@ def test_the_kept_step_is_the_best_scoring_one_under_either_selection_rule(clust
     with_valid = UnlearningTask(o, clustered_wide.task.request, remaining)
     settings = {"adam_lr": 10.0, "select": select, "patience": 3}
     out = METHODS["ifru"](settings).unlearn(with_valid, None)["ifru"]
-    assert out.info["selection"] == ifru.SELECTION[select]
+    assert out.info["selection"] == _influence_solver.SELECTION[select]
     # the reported best score is the served model's own validation score, measured here from its embeddings
     if select == "recall":
         measured = evaluate_ranking(out.user_emb, out.item_emb, remaining, o.valid, ks=(20,))["recall@20"]
     else:
-        valid, non_edges = ifru._validation_pairs(o.valid, o.trained_on, o.n_users, o.n_items, o.seed)
+        valid, non_edges = _influence_solver.validation_pairs(o.valid, o.trained_on, o.n_users, o.n_items, o.seed)
         scores = [(out.user_emb[p[:, 0]] * out.item_emb[p[:, 1]]).sum(-1) for p in map(t, (valid, non_edges))]
-        measured = ifru.pairwise_auc(*scores)
+        measured = _influence_solver.pairwise_auc(*scores)
     assert out.info["best_score"] == pytest.approx(measured, abs=1e-9)
     # and no step the solver tried scores higher: rerun each step count and score it with the same rule
     best = out.info["best_score"]

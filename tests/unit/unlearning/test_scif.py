@@ -1,6 +1,8 @@
 """SCIF: only the selected rows of E0 move, the step is the restricted Newton step of the relabelled (or the
 deletion) objective, it tracks that objective's exact restricted optimum, and the collaborative correction matters."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -9,15 +11,17 @@ import torch.nn.functional as F
 from recunlearn.backbones.lightgcn import LightGCN
 from recunlearn.config import method_settings
 from recunlearn.errors import ConfigError, RequestError
+from recunlearn.evaluation.ranking import evaluate_ranking
 from recunlearn.graph.adjacency import normalized_adjacency
-from recunlearn.unlearning import METHODS, _influence, build_method, scif
+from recunlearn.unlearning import METHODS, _influence, _influence_solver, build_method, scif
 from recunlearn.unlearning.base import UnlearningTask
 
 EDGES = np.array(
     [[0, 0], [0, 1], [1, 1], [1, 2], [2, 2], [2, 3], [3, 3], [3, 4], [4, 4], [4, 0], [5, 0], [5, 2], [0, 3], [2, 4]]
 )
 N_USERS, N_ITEMS, DIM = 6, 5, 3
-EXACT = {"damping": 0.0, "cg_tol": 1e-12, "cg_max_iter": 500, "trust_radius": 0.0}
+EXACT = {"solver": "cg", "damping": 0.0, "cg_tol": 1e-12, "cg_max_iter": 500, "trust_radius": 0.0}
+CG = {"solver": "cg"}  # the clustered tests of the step itself: no validation pairs, no Adam budget
 
 
 def test_registered_defaults_and_bad_values_refused():
@@ -159,7 +163,7 @@ def selected(task: UnlearningTask, update_rows: str) -> np.ndarray:
 @pytest.mark.parametrize("update_rows", ["users", "users_and_items"])
 def test_only_the_selected_rows_change(clustered, update_rows):
     """Every row of E0 outside the selection is bit-identical to the original's; every selected row moves."""
-    out = clustered.run("scif", {"update_rows": update_rows})["scif"]
+    out = clustered.run("scif", {**CG, "update_rows": update_rows})["scif"]
     theta = clustered.task.original.backbone.embedding.detach()
     mask = torch.as_tensor(selected(clustered.task, update_rows))
     assert int(mask.sum()) == out.info["rows_updated"]
@@ -169,8 +173,8 @@ def test_only_the_selected_rows_change(clustered, update_rows):
 
 
 def test_the_collaborative_correction_changes_the_result(clustered):
-    on = clustered.run("scif")["scif"]
-    off = clustered.run("scif", {"collaborative": False})["scif"]
+    on = clustered.run("scif", CG)["scif"]
+    off = clustered.run("scif", {**CG, "collaborative": False})["scif"]
     assert 0 < on.info["mean_label"] < 1 and off.info["mean_label"] is None
     theta = clustered.task.original.backbone.embedding.detach()
     assert float((on.e0 - off.e0).norm()) > 0.1 * float((off.e0 - theta).norm())
@@ -179,7 +183,7 @@ def test_the_collaborative_correction_changes_the_result(clustered):
 
 def test_a_trust_region_bounds_the_step_and_lowers_the_deleted_scores(clustered):
     none = clustered.run("none")["none"]
-    out = clustered.run("scif", {"trust_radius": 0.1})["scif"]
+    out = clustered.run("scif", {**CG, "trust_radius": 0.1})["scif"]
     assert 0 < out.info["step_norm"] <= 0.1 * out.info["rows_norm"] * (1 + 1e-5)
     assert clustered.deleted_mean(out.user_emb, out.item_emb) < clustered.deleted_mean(none.user_emb, none.item_emb)
 
@@ -188,3 +192,22 @@ def test_a_request_of_no_training_edge_is_refused(clustered):
     original = clustered.task.original
     with pytest.raises(RequestError, match="scif"):
         METHODS["scif"]().unlearn(UnlearningTask(original, clustered.non_edges[:1], original.trained_on), None)
+
+
+def test_by_default_adam_keeps_the_step_with_the_best_validation_recall_and_moves_only_the_users(clustered_wide):
+    """The official solver (shared with IFRU): the kept step is the served model's best validation Recall@20 among
+    the steps Adam tried, and only the request's users' rows moved."""
+    o = dataclasses.replace(clustered_wide.task.original, valid=clustered_wide.test)
+    remaining = clustered_wide.task.remaining
+    task = UnlearningTask(o, clustered_wide.task.request, remaining)
+    settings = {"adam_lr": 10.0, "patience": 3}  # a rate this 60-user graph can bear (see test_ifru.py)
+    out = METHODS["scif"](settings).unlearn(task, None)["scif"]
+    assert out.info["solver"] == "adam" and out.info["selection"] == _influence_solver.SELECTION["recall"]
+    measured = evaluate_ranking(out.user_emb, out.item_emb, remaining, o.valid, ks=(20,))["recall@20"]
+    assert out.info["best_score"] == pytest.approx(measured, abs=1e-9)
+    for steps in range(1, out.info["steps"] + 1):
+        tried = METHODS["scif"]({**settings, "adam_max_iter": steps, "patience": steps}).unlearn(task, None)
+        assert tried["scif"].info["best_score"] <= out.info["best_score"] + 1e-12, steps
+    theta = o.backbone.embedding.detach()
+    mask = torch.as_tensor(selected(task, "users"))
+    assert torch.equal(out.e0[~mask], theta[~mask]) and bool((out.e0[mask] != theta[mask]).any())
