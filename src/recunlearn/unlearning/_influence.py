@@ -135,6 +135,10 @@ class BPRObjective:
             out = out - torch.sparse.mm(self.m_s, pv)
         return self.backbone.propagate(out, self.adj) + self.backbone.l2 * self.counts[:, None] * v
 
+    def hvp_rows(self, rows: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """H_SS v for a step v on the rows S only ((S, d)): the full product of v placed on S, read back on S."""
+        return self.hvp(torch.zeros_like(self.theta).index_copy_(0, rows, v))[rows]
+
 
 def check_linear_symmetric(backbone: Backbone, adj: torch.Tensor, like: torch.Tensor, seed: int = 0) -> None:
     """Raise if propagation is not a linear map P with P^T = P (what `BPRObjective` relies on)."""

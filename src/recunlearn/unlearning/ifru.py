@@ -58,6 +58,7 @@ The project's adaptations:
 
 from __future__ import annotations
 
+import functools
 import time
 
 import numpy as np
@@ -159,9 +160,7 @@ def ifru_update(
     rows = pruned_rows(importance(edges, edges[~keep], nu, ni, s["k_hop"], dev), s["prune_fraction"])
     b = (direct + spill if s["spill_over"] else direct)[rows]
 
-    def hvp_rows(x: torch.Tensor) -> torch.Tensor:  # H_SS x: the full product of x placed on the rows S
-        return full.hvp(torch.zeros_like(theta).index_copy_(0, rows, x))[rows]
-
+    hvp_rows = functools.partial(full.hvp_rows, rows)  # H_SS on steps of the rows S
     t_setup = time.perf_counter()
     step, info = solve_step(s, b, hvp_rows, backbone, theta, rows, rest.adj, valid, edges, keep, seed)
     updated = theta.clone()

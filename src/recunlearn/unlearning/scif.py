@@ -50,6 +50,7 @@ not the cost of a product.
 
 from __future__ import annotations
 
+import functools
 import time
 
 import numpy as np
@@ -176,9 +177,7 @@ def scif_update(
     (grad,) = torch.autograd.grad(change, x)
     rows = t(selected_rows(edges[~keep], nu, s["update_rows"]))
 
-    def hvp_rows(v: torch.Tensor) -> torch.Tensor:  # H_SS v: the full product of v placed on the rows S
-        return full.hvp(torch.zeros_like(theta).index_copy_(0, rows, v))[rows]
-
+    hvp_rows = functools.partial(full.hvp_rows, rows)  # H_SS on steps of the rows S
     remaining = normalized_adjacency(edges[keep], nu, ni, dev).to(theta.dtype) if s["solver"] == "adam" else None
     t_setup = time.perf_counter()
     step, info = solve_step(s, grad[rows], hvp_rows, backbone, theta, rows, remaining, valid, edges, keep, seed)
