@@ -81,6 +81,19 @@ def test_every_metrics_file_equals_the_golden_tiny_run(tiny_run):
     assert sum(k.endswith("metrics.json") for k in compared) == 3 + 2 * 4
 
 
+def test_every_file_of_a_job_that_runs_a_model_records_its_device_and_threads(tiny_run):
+    """Seconds from a CPU and a GPU are not comparable: each model metrics, preparation report, adversarial
+    summary and unlearning metrics file says where it was measured (the tiny config: cpu, 1 thread)."""
+    results = tiny_run / RESULTS
+    files = [
+        *results.glob("lightgcn/seed*/**/metrics.json"),
+        *results.glob("lightgcn/seed*/**/prepared/*/report.json"),
+        *results.glob("lightgcn/seed*/adversarial/summary.json"),
+    ]
+    assert len(files) == 3 + 2 * 4 + 4 + 1, sorted(map(str, files))  # models, requests x jobs, preparations, attack
+    assert all({"device": "cpu", "threads": 1}.items() <= json.loads(f.read_text()).items() for f in files)
+
+
 def test_dvc_builds_the_same_files_and_then_is_up_to_date(dvc_run, tiny_run):
     assert produced_files(dvc_run, RESULTS) == produced_files(tiny_run, RESULTS)
     status = run(["dvc", "status"], dvc_run)

@@ -147,7 +147,7 @@ class Backbone(nn.Module):
         pos: torch.Tensor,
         neg: torch.Tensor,
         final: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, dict[str, float]]:
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The backbone's training loss on a batch: BPR + L2 (+ weighted SSL), all computed from `e0`.
 
         L2 = l2 * 0.5 * ||rows of e0 used by the batch||^2 / batch size (the LightGCN convention: it acts on the
@@ -162,7 +162,8 @@ class Backbone(nn.Module):
             neg: (B,) item ids of each user's sampled negative.
             final: (n_users + n_items, dim) `self.propagate(e0, ctx.adj)` if already computed; None: computed here.
 
-        Returns the total loss (a scalar tensor) and its parts as floats ("bpr", "l2", "ssl" if any, "loss").
+        Returns the total loss (a scalar tensor) and its parts as detached 0-dim tensors on the loss's device
+        ("bpr", "l2", "ssl" if any, "loss"): reading them is left to the caller, once per epoch (`LossMeter`).
         """
         if final is None:
             final = self.propagate(e0, ctx.adj)
@@ -174,10 +175,10 @@ class Backbone(nn.Module):
         bpr = F.softplus(-margin).mean()  # = -log sigmoid(margin), numerically stable
         reg = self.l2 * 0.5 * e0[rows].pow(2).sum() / b
         total = bpr + reg
-        parts = {"bpr": float(bpr.detach()), "l2": float(reg.detach())}
+        parts = {"bpr": bpr.detach(), "l2": reg.detach()}
         ssl = self.ssl_loss(e0, ctx, torch.unique(users), torch.unique(pos))
         if ssl is not None:
             total = total + ssl
-            parts["ssl"] = float(ssl.detach())
-        parts["loss"] = float(total.detach())
+            parts["ssl"] = ssl.detach()
+        parts["loss"] = total.detach()
         return total, parts

@@ -51,7 +51,7 @@ class SimGCL(Backbone):
         self._noise_gen: torch.Generator | None = None
 
     def start_epoch(self, ctx, generator: torch.Generator) -> None:
-        self._noise_seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+        self._noise_seed = int(torch.randint(0, 2**62, (1,), generator=generator, device="cpu"))  # a host draw
         self._noise_gen = None
 
     def _generator(self, device: torch.device) -> torch.Generator:

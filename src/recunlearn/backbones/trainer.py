@@ -19,6 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from recunlearn.backbones.base import Backbone
+from recunlearn.backbones.meter import LossMeter
 from recunlearn.evaluation.ranking import evaluate_ranking
 from recunlearn.graph.adjacency import GraphContext
 from recunlearn.graph.sampling import BPRSampler
@@ -162,18 +163,15 @@ def train_backbone(
             t0 = time.perf_counter()
             backbone.train()
             backbone.start_epoch(ctx, gen)
-            sums: dict[str, float] = {}
-            n_batches = 0
+            meter = LossMeter()
             for users, pos, neg in sampler.epoch(batch_size):
                 users, pos, neg = users.to(device), pos.to(device), neg.to(device)
                 loss, parts = backbone.loss(backbone.embedding, ctx, users, pos, neg)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-                for key, value in parts.items():
-                    sums[key] = sums.get(key, 0.0) + value
-                n_batches += 1
-            row = {"epoch": epoch, **{k: v / max(n_batches, 1) for k, v in sums.items()}}
+                meter.add(parts)
+            row = {"epoch": epoch, **meter.means()}
             if has_valid and (epoch % eval_every == 0 or epoch == epochs):
                 row.update(_validate(backbone, ctx, valid_edges, ks))
                 if row[target] > best["metric"]:

@@ -80,6 +80,7 @@ def normalized_adjacency(edges: np.ndarray, n_users: int, n_items: int, device="
             torch.from_numpy(values),
             size=(n, n),
             dtype=torch.float32,
+            device="cpu",  # built on the host from scipy's arrays, then moved in one copy
             check_invariants=False,
         )
     return adj.to(device)
@@ -150,5 +151,5 @@ class GraphContext:
         """
         if not 0.0 < keep <= 1.0:
             raise ValueError(f"keep must be in (0, 1], got {keep}")
-        mask = torch.rand(len(self.edges), generator=generator).numpy() < keep
+        mask = torch.rand(len(self.edges), generator=generator, device="cpu").numpy() < keep  # drawn on the host
         return normalized_adjacency(self.edges[mask], self.n_users, self.n_items, self.device)

@@ -12,3 +12,9 @@ def configure_torch(cfg: dict) -> torch.device:
     torch.set_num_threads(cfg["threads"])
     set_deterministic_algorithms(True, warn_only=True)
     return torch.device(cfg["device"])
+
+
+def run_conditions(cfg: dict) -> dict:
+    """What every metrics file records about where its figures were measured: the torch device and threads.
+    Seconds from a CPU and a GPU, or from 1 and 2 threads, are not comparable; the file says which it was."""
+    return {"device": str(torch.device(cfg["device"])), "threads": cfg["threads"]}

@@ -21,6 +21,7 @@ from recunlearn.evaluation.protocol import evaluate_unlearned
 from recunlearn.graph.edges import edge_keys
 from recunlearn.io import atomic_dir, write_json
 from recunlearn.pipeline import layout
+from recunlearn.stages._runtime import run_conditions
 from recunlearn.stages.unlearn import jsonable, method_settings, prepared_state, request_task
 from recunlearn.unlearning import build_method
 
@@ -104,6 +105,7 @@ def forget(
             "forgetting": {k: metrics[k] for k in FORGETTING_KEYS},
             "deleted_score_mean": metrics["deleted_after"]["mean"],
             "non_edge_score_mean": metrics["nonedges_after"]["mean"],
+            **run_conditions(cfg),
         }
     )
     with atomic_dir(out_dir) as tmp:

@@ -19,7 +19,7 @@ from recunlearn.evaluation.ranking import evaluate_ranking, test_mask_edges
 from recunlearn.io import write_json
 from recunlearn.pipeline import layout
 from recunlearn.stages._graphs import load_graph
-from recunlearn.stages._runtime import configure_torch
+from recunlearn.stages._runtime import configure_torch, run_conditions
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +107,7 @@ def train_model(cfg: dict, dataset: str, backbone_name: str, seed: int, kind: st
         "seconds_total": result.seconds_total,
         "valid": result.best_valid,
         "test": test_metrics(backbone, train_edges, split, cfg["evaluation"], device),
+        **run_conditions(cfg),
     }
     meta = {
         "config": {k: v for k, v in cfg.items() if not k.startswith("_")},
@@ -168,6 +169,7 @@ def make_adversarial(cfg: dict, dataset: str, backbone_name: str, seed: int) -> 
         "injected_edges": int(len(injected)),
         "users_touched": int(len(set(injected[:, 0].tolist()))),
         "items_touched": int(len(set(injected[:, 1].tolist()))),
+        **run_conditions(cfg),
     }
     write_json(layout.adversarial_summary(cfg, dataset, backbone_name, seed), summary)
     return summary

@@ -28,7 +28,7 @@ from recunlearn.io import atomic_path, read_json, write_json
 from recunlearn.pipeline import layout
 from recunlearn.pipeline.kinds import original_kind, retrain_kind
 from recunlearn.stages._graphs import load_graph
-from recunlearn.stages._runtime import configure_torch
+from recunlearn.stages._runtime import configure_torch, run_conditions
 from recunlearn.unlearning import build_method
 from recunlearn.unlearning.base import OriginalModel, UnlearningTask, final_embeddings
 
@@ -75,7 +75,9 @@ def prepare(cfg: dict, dataset: str, backbone: str, seed: int, kind: str, method
     state, report = runner.prepare(original)
     with atomic_path(layout.prepared_state(cfg, dataset, backbone, seed, kind, method)) as tmp:
         torch.save(state, tmp)
-    write_json(layout.prepared_report(cfg, dataset, backbone, seed, kind, method), jsonable(report))
+    write_json(
+        layout.prepared_report(cfg, dataset, backbone, seed, kind, method), jsonable({**report, **run_conditions(cfg)})
+    )
     return report
 
 
@@ -196,6 +198,7 @@ def _write(cfg, dataset, backbone, seed, request_id, method, rows: dict, scores:
             "seed": seed,
             "backbone": backbone,
             "request_edges": None if not rows else next(iter(rows.values())).get("request_edges"),
+            **run_conditions(cfg),
             "variants": rows,
         },
     )

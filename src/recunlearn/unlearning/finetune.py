@@ -18,6 +18,7 @@ import time
 
 import torch
 
+from recunlearn.backbones.meter import LossMeter
 from recunlearn.backbones.trainer import deterministic
 from recunlearn.unlearning._training import budget, training_context
 from recunlearn.unlearning.base import Unlearned, UnlearningMethod, UnlearningTask
@@ -43,14 +44,14 @@ class FineTune(UnlearningMethod):
             losses = []
             for _ in range(self.settings["epochs"]):
                 backbone.start_epoch(ctx, gen)
-                total, steps = 0.0, 0
+                meter = LossMeter()
                 for users, pos, neg in sampler.epoch(batch):
                     loss, parts = backbone.loss(e0, ctx, users.to(o.device), pos.to(o.device), neg.to(o.device))
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()
-                    total, steps = total + parts["loss"], steps + 1
-                losses.append(total / max(steps, 1))
+                    meter.add({"loss": parts["loss"]})
+                losses.append(meter.means().get("loss", 0.0))
             with torch.no_grad():
                 users, items = backbone.split(backbone.propagate(e0.detach(), ctx.adj))
         end = time.perf_counter()

@@ -64,7 +64,7 @@ class RequestGraph:
 
     def dropped_adjacency(self, keep: float, generator: torch.Generator) -> torch.Tensor:
         """Â_del over a random subset of the request edges (each kept with prob `keep`), renormalised."""
-        mask = torch.rand(len(self.local_edges), generator=generator).numpy() < keep
+        mask = torch.rand(len(self.local_edges), generator=generator, device="cpu").numpy() < keep  # on the host
         return normalized_adjacency(self.local_edges[mask], self.n_local_users, self.n_local_items, self.device)
 
     def to_local(self, global_nodes: torch.Tensor) -> torch.Tensor:
@@ -120,7 +120,7 @@ class InfluenceEncoder(nn.Module):
         with torch.no_grad():
             for layer in self.mlp:
                 if isinstance(layer, nn.Linear):
-                    layer.weight.copy_(torch.eye(self.dim))
+                    layer.weight.copy_(torch.eye(self.dim, device=layer.weight.device))
                     layer.bias.zero_()
 
     @property
@@ -165,17 +165,20 @@ class InfluenceEncoder(nn.Module):
 
 
 def build_encoder(backbone: Backbone, settings: dict, state: dict | None = None, device="cpu") -> InfluenceEncoder:
-    """An InfluenceEncoder shaped for `backbone` from UnlearnRec's settings, optionally loaded from a saved state."""
-    enc = InfluenceEncoder(
-        backbone.n_users,
-        backbone.n_items,
-        backbone.dim,
-        layers=settings["ie_layers"],
-        alpha=settings["alpha"],
-        eta_init=settings["eta_init"],
-        leaky_slope=settings["leaky_slope"],
-        freeze_mlp=settings["freeze_mlp"],
-    )
+    """An InfluenceEncoder shaped for `backbone` from UnlearnRec's settings, optionally loaded from a saved state.
+
+    Its tables are made on `device` directly (torch's device context), not made on the host and copied."""
+    with torch.device(device):
+        enc = InfluenceEncoder(
+            backbone.n_users,
+            backbone.n_items,
+            backbone.dim,
+            layers=settings["ie_layers"],
+            alpha=settings["alpha"],
+            eta_init=settings["eta_init"],
+            leaky_slope=settings["leaky_slope"],
+            freeze_mlp=settings["freeze_mlp"],
+        )
     if state is not None:
         enc.load_state_dict(state)
-    return enc.to(device)
+    return enc

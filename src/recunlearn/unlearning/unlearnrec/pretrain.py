@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from recunlearn.backbones.base import Backbone
+from recunlearn.backbones.meter import LossMeter
 from recunlearn.backbones.trainer import deterministic
 from recunlearn.graph.adjacency import GraphContext, check_edges, normalized_adjacency
 from recunlearn.graph.sampling import BPRSampler, sample_non_edges
@@ -201,7 +202,7 @@ def pretrain_influence_encoder(
                 n_requests += 1
             backbone.start_epoch(ctx, gen)
             adj_drop = req.dropped_adjacency(s["c_keep"], gen) if s["lambda_c"] > 0 else None
-            sums, n_steps = {}, 0
+            meter = LossMeter()
             for users, pos, neg in sampler.epoch(s["batch_size"]):
                 users, pos, neg = users.to(device), pos.to(device), neg.to(device)
                 layers = enc.influence_layers(req)
@@ -213,7 +214,7 @@ def pretrain_influence_encoder(
                     d = torch.as_tensor(request[sample_rows(rng, len(request), s["u_batch_size"])], device=device)
                     l_u = unlearning_loss(final[d[:, 0]], final[n_users + d[:, 1]])
                     loss = loss + s["lambda_u"] * l_u
-                    parts["l_u"] = float(l_u.detach())
+                    parts["l_u"] = l_u.detach()
                 if s["lambda_p"] > 0:
                     l_p = preservation(
                         final,
@@ -227,7 +228,7 @@ def pretrain_influence_encoder(
                         gen,
                     )
                     loss = loss + s["lambda_p"] * l_p
-                    parts["l_p"] = float(l_p.detach())
+                    parts["l_p"] = l_p.detach()
                 if adj_drop is not None:
                     groups = [
                         cap(req.to_local(torch.unique(users)), s["c_batch_nodes"], gen),
@@ -235,17 +236,15 @@ def pretrain_influence_encoder(
                     ]
                     l_c = contrastive_loss(layers, adj_drop, groups, s["tau_c"])
                     loss = loss + s["lambda_c"] * l_c
-                    parts["l_c"] = float(l_c.detach())
+                    parts["l_c"] = l_c.detach()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-                parts.update(l_m=parts.pop("loss"), loss=float(loss.detach()))
-                for key, value in parts.items():
-                    sums[key] = sums.get(key, 0.0) + value
-                n_steps += 1
+                parts.update(l_m=parts.pop("loss"), loss=loss.detach())
+                meter.add(parts)
             row = {
                 "epoch": epoch,
-                **{k: v / max(n_steps, 1) for k, v in sums.items()},
+                **meter.means(),
                 "seconds": time.perf_counter() - t0,
             }
             history.append(row)

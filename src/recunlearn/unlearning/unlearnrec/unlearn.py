@@ -171,7 +171,7 @@ def _finetune(backbone, enc, e0, ebar, delta, req, ctx, request, train_edges, s,
             d = deleted[torch.as_tensor(sample_rows(rng, len(request), s["ft_u_batch_size"]), device=device)]
             l_u = unlearning_loss(final[d[:, 0]], final[n_users + d[:, 1]])
             loss = l_m + s["ft_lambda_u"] * l_u
-            l_p = torch.zeros(())
+            l_p = torch.zeros((), device=device)
             if s["ft_lambda_p"] > 0:
                 l_p = preservation(
                     final, ebar, users, pos, n_users, s["ft_p_batch_size"], s["tau_p"], s["preservation_reduction"], gen
@@ -188,7 +188,7 @@ def _finetune(backbone, enc, e0, ebar, delta, req, ctx, request, train_edges, s,
                 f = final.detach()
                 del_mean = float(backbone.score(f, deleted[:, 0], deleted[:, 1]).mean())
                 non_mean = float(backbone.score(f, non[:, 0], non[:, 1]).mean())
-            cur = float(np.mean(window))
+            cur = float(torch.stack(window).double().mean())  # the one read of the window's losses
             row = {
                 "step": step,
                 "epoch": epoch,
