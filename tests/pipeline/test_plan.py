@@ -267,6 +267,19 @@ def test_the_ablation_config_plans(tmp_path):
     assert {"unlearnrec_lu_0.1", "unlearnrec_no_withdraw", "unlearnrec_no_propagation"} <= methods
 
 
+def test_the_ml1m_config_plans_the_grid_the_ml1m_issue_asks_for_and_moves_to_a_gpu_by_one_key():
+    cfg = load_config(ROOT / "config/ml1m.yaml")
+    assert cfg["datasets"] == ["ml-1m"] and cfg["backbone_settings"]["lightgcn"]["dim"] == 128
+    assert cfg["backbone_settings"]["lightgcn"]["layers"] == 3 and cfg["requests"]["adversarial"]["ratio"] == 1.0
+    plan = build_plan(cfg)
+    requests = {s.wildcards["request"] for s in plan.jobs("reference")}
+    assert requests == {"adversarial-1", "random-0.003", "users-random-0.05"}
+    assert {"none", "unlearnrec", "gif", "ifru", "scif"} <= {s.wildcards["method"] for s in plan.jobs("unlearn")}
+    on_cuda = build_plan(load_config(ROOT / "config/ml1m.yaml", {"device": "cuda"}))
+    assert [s.wildcards for s in on_cuda] == [s.wildcards for s in plan]  # the same jobs, only the device moves
+    assert on_cuda.resources("train")["gpu"] == 1 and plan.resources("train")["gpu"] == 0
+
+
 DEVICE_STEPS = {"train", "adversarial", "prepare", "unlearn", "reference"}  # the steps that run on `device`
 
 
