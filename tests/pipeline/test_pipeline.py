@@ -86,9 +86,9 @@ def test_every_file_of_a_job_that_runs_a_model_records_its_device_and_threads(ti
     summary and unlearning metrics file says where it was measured (the tiny config: cpu, 1 thread)."""
     results = tiny_run / RESULTS
     files = [
-        *results.glob("lightgcn/seed*/**/metrics.json"),
-        *results.glob("lightgcn/seed*/**/prepared/*/report.json"),
-        *results.glob("lightgcn/seed*/adversarial/summary.json"),
+        *results.glob("*/lightgcn/seed*/**/metrics.json"),
+        *results.glob("*/lightgcn/seed*/**/prepared/*/report.json"),
+        *results.glob("*/lightgcn/seed*/adversarial/summary.json"),
     ]
     assert len(files) == 3 + 2 * 4 + 4 + 1, sorted(map(str, files))  # models, requests x jobs, preparations, attack
     assert all({"device": "cpu", "threads": 1}.items() <= json.loads(f.read_text()).items() for f in files)
