@@ -49,7 +49,16 @@ def every_node_request(train: np.ndarray, n_users: int, n_items: int, seed: int)
 
 def time_ie_forward(backbone, train, request, n_users, n_items, repeats=5) -> dict[str, float]:
     """Median seconds of each part of the IE forward (`IE_PARTS`) and of their sum ("total"); one call first,
-    untimed, so that the first sparse product's allocations are not counted."""
+    untimed, so that the first sparse product's allocations are not counted.
+
+    Args:
+        backbone: the (untrained) backbone whose table E0 the encoder changes.
+        train: (E, 2) training edges; the propagation runs on their graph.
+        request: (R, 2) the request's edges.
+        n_users: number of users.
+        n_items: number of items.
+        repeats: timed calls after the untimed one.
+    """
     enc = build_encoder(backbone, method_settings("unlearnrec"))
     with torch.no_grad():
         enc.h0.normal_(0, 0.01)
