@@ -37,11 +37,9 @@ from recunlearn.unlearning.unlearnrec.unlearn import unlearn_request
 IE_PARTS = ("request graph", "encoder", "propagation")
 
 
-def every_node_request(train: np.ndarray, n_users: int, n_items: int, seed: int) -> np.ndarray:
+def every_node_request(train: np.ndarray, seed: int) -> np.ndarray:
     """One training edge of every user and one of every item (the nodes an r = 1 adversarial request touches)."""
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(train))
-    shuffled = train[order]
+    shuffled = train[np.random.default_rng(seed).permutation(len(train))]
     _, first_of_user = np.unique(shuffled[:, 0], return_index=True)
     _, first_of_item = np.unique(shuffled[:, 1], return_index=True)
     return np.unique(shuffled[np.concatenate([first_of_user, first_of_item])], axis=0)
@@ -111,7 +109,7 @@ def main() -> None:
         train, _ = synthetic_graph(0)
         n_users, n_items, graph = N_USERS, N_ITEMS, "synthetic graph"
     if args.request == "every-node":
-        request = every_node_request(train, n_users, n_items, seed=1)
+        request = every_node_request(train, seed=1)
     else:
         rng = np.random.default_rng(1)
         request = train[np.sort(rng.choice(len(train), int(args.request_fraction * len(train)), replace=False))]

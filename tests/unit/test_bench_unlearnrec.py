@@ -24,7 +24,7 @@ def bench(monkeypatch):
 
 def test_the_every_node_request_touches_every_user_and_item_with_training_edges(bench):
     train = np.array([[0, 0], [0, 1], [1, 1], [2, 2], [2, 0], [3, 3], [1, 3]])
-    request = bench.every_node_request(train, n_users=4, n_items=4, seed=0)
+    request = bench.every_node_request(train, seed=0)
     assert set(request[:, 0]) == {0, 1, 2, 3} and set(request[:, 1]) == {0, 1, 2, 3}
     assert {tuple(e) for e in request} <= {tuple(e) for e in train}
     assert len(request) == len(np.unique(request, axis=0)) <= 8
