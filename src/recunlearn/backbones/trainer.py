@@ -106,6 +106,7 @@ def train_backbone(
     patience: int,
     eval_every: int,
     ks,
+    min_delta: float = 0.0,
     seed: int = 0,
     device="cpu",
     log_path=None,
@@ -115,8 +116,12 @@ def train_backbone(
 
     Early stopping: validation Recall@20 (or the first k in `ks` if 20 is absent) is checked every `eval_every`
     epochs, training items masked; training stops after `patience` checks without improvement and the best
-    embedding table is restored. With no validation edges it trains all `epochs` and keeps the last table.
-    The budget has no defaults here: it is the config's `train` section (`schemas/config.schema.yaml`).
+    embedding table is restored. A check improves only when it beats the kept one by more than `min_delta`
+    (absolute): smaller gains neither reset the patience nor replace the kept table, so a noisy plateau that
+    creeps up by a few thousandths ends the training instead of stretching it. With no validation edges it trains
+    all `epochs` and keeps the last table.
+    The budget has no defaults here (but `min_delta`, whose 0 is no threshold): it is the config's `train` section
+    (`schemas/config.schema.yaml`).
 
     Args:
         backbone: the model to train (its table E0 is updated in place).
@@ -130,6 +135,7 @@ def train_backbone(
         patience: validation checks without improvement before stopping.
         eval_every: epochs between validation checks (the last epoch is always checked).
         ks: cut-offs of the validation metrics.
+        min_delta: the gain in the target metric a check needs to count as an improvement (0: any gain).
         seed: seed of the sampler, the per-epoch generator and torch.
         device: torch device.
         log_path: a file for the training log (written atomically), or None.
@@ -174,7 +180,7 @@ def train_backbone(
             row = {"epoch": epoch, **meter.means()}
             if has_valid and (epoch % eval_every == 0 or epoch == epochs):
                 row.update(_validate(backbone, ctx, valid_edges, ks))
-                if row[target] > best["metric"]:
+                if row[target] > best["metric"] + min_delta:
                     best.update(
                         epoch=epoch,
                         metric=row[target],

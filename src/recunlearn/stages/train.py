@@ -71,6 +71,7 @@ def fit(cfg: dict, backbone_name: str, split, train_edges, seed: int, device, pr
         batch_size=t["batch_size"],
         epochs=t["max_epochs"],
         patience=t["patience"],
+        min_delta=t["min_delta"],
         eval_every=t["eval_every"],
         ks=t["ks"],
         seed=seed,

@@ -141,6 +141,7 @@ def train_shard(
         batch_size=ts["batch_size"],
         epochs=budget,
         patience=ts["patience"],
+        min_delta=ts["min_delta"],
         eval_every=ts["eval_every"],
         ks=tuple(ts["ks"]),
         seed=seed,

@@ -100,6 +100,26 @@ def test_early_stopping_restores_best_epoch(monkeypatch):
     assert not torch.equal(m.embedding, snapshots[4])
 
 
+def test_min_delta_ignores_small_gains(monkeypatch):
+    """A creeping plateau (gains of 0.001 < min_delta) stops the training and keeps the last real improvement."""
+    fake = iter([0.1, 0.5, 0.501, 0.502, 0.503, 0.9])
+    snapshots = {}
+
+    def fake_validate(backbone, ctx, valid_edges, ks):
+        snapshots[len(snapshots) + 1] = backbone.embedding.detach().clone()
+        return {"recall@20": next(fake), "ndcg@20": 0.0}
+
+    monkeypatch.setattr(train_mod, "_validate", fake_validate)
+    m, r = _train(epochs=6, patience=2, min_delta=0.005)
+    assert r.best_epoch == 2 and r.best_valid["recall@20"] == 0.5
+    assert len(r.history) == 4
+    assert torch.equal(m.embedding, snapshots[2])
+    fake = iter([0.1, 0.5, 0.501, 0.502, 0.503, 0.9])
+    snapshots.clear()
+    _, r0 = _train(epochs=6, patience=2)  # without a threshold every gain counts and training goes on
+    assert r0.best_epoch == 6 and len(r0.history) == 6
+
+
 def test_checkpoint_round_trip(tmp_path):
     train, _ = split_graph()
     m = build_backbone("sgl", N_USERS, N_ITEMS, {"dim": 8, "layers": 2, "ssl_weight": 0.05}, seed=2)
