@@ -116,9 +116,9 @@ def train_backbone(
 
     Early stopping: validation Recall@20 (or the first k in `ks` if 20 is absent) is checked every `eval_every`
     epochs, training items masked; training stops after `patience` checks without improvement and the best
-    embedding table is restored. A check improves only when it beats the kept one by more than `min_delta`
-    (absolute): smaller gains neither reset the patience nor replace the kept table, so a noisy plateau that
-    creeps up by a few thousandths ends the training instead of stretching it. With no validation edges it trains
+    embedding table is restored. Only a gain of more than `min_delta` (absolute) over the last such gain resets the
+    patience, so a noisy plateau that creeps up by a few thousandths ends the training instead of stretching it;
+    the kept table is still the best check seen. With no validation edges it trains
     all `epochs` and keeps the last table.
     The budget has no defaults here (but `min_delta`, whose 0 is no threshold): it is the config's `train` section
     (`schemas/config.schema.yaml`).
@@ -152,7 +152,7 @@ def train_backbone(
     gen = torch.Generator().manual_seed(seed)
     best = {"epoch": 0, "metric": -np.inf, "valid": {}, "state": None, "seconds": 0.0}
     history: list[dict] = []
-    stale = 0
+    stale, progress_ref = 0, -np.inf  # checks since the last gain of more than min_delta, and that gain's value
     t_start = time.perf_counter()
     with deterministic(seed), _log_file(log_path):
         log.info(
@@ -180,7 +180,7 @@ def train_backbone(
             row = {"epoch": epoch, **meter.means()}
             if has_valid and (epoch % eval_every == 0 or epoch == epochs):
                 row.update(_validate(backbone, ctx, valid_edges, ks))
-                if row[target] > best["metric"] + min_delta:
+                if row[target] > best["metric"]:
                     best.update(
                         epoch=epoch,
                         metric=row[target],
@@ -188,7 +188,8 @@ def train_backbone(
                         state=backbone.embedding.detach().clone(),
                         seconds=time.perf_counter() - t_start,
                     )
-                    stale = 0
+                if row[target] > progress_ref + min_delta:
+                    progress_ref, stale = row[target], 0
                 else:
                     stale += 1
             row["seconds"] = time.perf_counter() - t0

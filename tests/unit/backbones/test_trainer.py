@@ -101,8 +101,8 @@ def test_early_stopping_restores_best_epoch(monkeypatch):
 
 
 def test_min_delta_ignores_small_gains(monkeypatch):
-    """A creeping plateau (gains of 0.001 < min_delta) stops the training and keeps the last real improvement."""
-    fake = iter([0.1, 0.5, 0.501, 0.502, 0.503, 0.9])
+    """A creeping plateau (gains of 0.001 < min_delta) stops the training; the best check seen is kept."""
+    fake = iter([0.1, 0.5, 0.501, 0.499, 0.503, 0.9])
     snapshots = {}
 
     def fake_validate(backbone, ctx, valid_edges, ks):
@@ -111,10 +111,10 @@ def test_min_delta_ignores_small_gains(monkeypatch):
 
     monkeypatch.setattr(train_mod, "_validate", fake_validate)
     m, r = _train(epochs=6, patience=2, min_delta=0.005)
-    assert r.best_epoch == 2 and r.best_valid["recall@20"] == 0.5
-    assert len(r.history) == 4
-    assert torch.equal(m.embedding, snapshots[2])
-    fake = iter([0.1, 0.5, 0.501, 0.502, 0.503, 0.9])
+    assert r.best_epoch == 3 and r.best_valid["recall@20"] == 0.501
+    assert len(r.history) == 4  # epochs 3 and 4 gained less than 0.005 over epoch 2: stop
+    assert torch.equal(m.embedding, snapshots[3])
+    fake = iter([0.1, 0.5, 0.501, 0.499, 0.503, 0.9])
     snapshots.clear()
     _, r0 = _train(epochs=6, patience=2)  # without a threshold every gain counts and training goes on
     assert r0.best_epoch == 6 and len(r0.history) == 6
