@@ -24,7 +24,7 @@ from recunlearn.unlearning import METHODS
 from recunlearn.unlearning.base import OriginalModel, UnlearningTask, final_embeddings
 
 N_USERS, N_ITEMS = 30, 20
-TRAIN = {"lr": 0.05, "batch_size": 64, "max_epochs": 20, "patience": 2, "eval_every": 5, "ks": [5]}
+TRAIN = {"lr": 0.05, "batch_size": 64, "max_epochs": 20, "patience": 2, "min_delta": 0.0, "eval_every": 5, "ks": [5]}
 
 
 def clustered_edges(n_users: int, n_items: int, seed: int) -> np.ndarray:
