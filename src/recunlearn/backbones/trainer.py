@@ -118,8 +118,8 @@ def train_backbone(
     epochs, training items masked; training stops after `patience` checks without improvement and the best
     embedding table is restored. Only a gain of more than `min_delta` (absolute) over the last such gain resets the
     patience, so a noisy plateau that creeps up by a few thousandths ends the training instead of stretching it;
-    the kept table is still the best check seen. With no validation edges it trains
-    all `epochs` and keeps the last table.
+    the kept table is still the best check seen. With no validation edges it trains all `epochs` and keeps the
+    last table.
     The budget has no defaults here (but `min_delta`, whose 0 is no threshold): it is the config's `train` section
     (`schemas/config.schema.yaml`).
 
@@ -135,7 +135,7 @@ def train_backbone(
         patience: validation checks without improvement before stopping.
         eval_every: epochs between validation checks (the last epoch is always checked).
         ks: cut-offs of the validation metrics.
-        min_delta: the gain in the target metric a check needs to count as an improvement (0: any gain).
+        min_delta: the gain over the last reset a check needs to reset the patience (0: any gain).
         seed: seed of the sampler, the per-epoch generator and torch.
         device: torch device.
         log_path: a file for the training log (written atomically), or None.
@@ -197,7 +197,7 @@ def train_backbone(
             log.info("epoch %s", {k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()})
             bar.set_postfix({k: f"{row[k]:.4f}" for k in ("loss", target) if k in row})
             if has_valid and stale >= patience:
-                log.info("early stop at epoch %d: no %s gain in %d checks", epoch, target, patience)
+                log.info("early stop at epoch %d: no %s gain above %g in %d checks", epoch, target, min_delta, patience)
                 break
         bar.close()
         if best["state"] is not None:

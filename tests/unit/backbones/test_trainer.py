@@ -84,8 +84,9 @@ def test_training_learns_and_logs(tmp_path):
     assert "best epoch" in text and text.count("epoch {") == 6
 
 
-def test_early_stopping_restores_best_epoch(monkeypatch):
-    fake = iter([0.1, 0.5, 0.3, 0.2, 0.4, 0.9])
+def _fake_checks(monkeypatch, recalls) -> dict:
+    """Make the validation checks return `recalls` in turn; the returned dict fills with each check's table."""
+    fake = iter(recalls)
     snapshots = {}
 
     def fake_validate(backbone, ctx, valid_edges, ks):
@@ -93,6 +94,11 @@ def test_early_stopping_restores_best_epoch(monkeypatch):
         return {"recall@20": next(fake), "ndcg@20": 0.0}
 
     monkeypatch.setattr(train_mod, "_validate", fake_validate)
+    return snapshots
+
+
+def test_early_stopping_restores_best_epoch(monkeypatch):
+    snapshots = _fake_checks(monkeypatch, [0.1, 0.5, 0.3, 0.2, 0.4, 0.9])
     m, r = _train(epochs=6, patience=2)
     assert r.best_epoch == 2 and r.best_valid["recall@20"] == 0.5
     assert len(r.history) == 4  # epochs 3 and 4 did not improve: stop
@@ -102,20 +108,13 @@ def test_early_stopping_restores_best_epoch(monkeypatch):
 
 def test_min_delta_ignores_small_gains(monkeypatch):
     """A creeping plateau (gains of 0.001 < min_delta) stops the training; the best check seen is kept."""
-    fake = iter([0.1, 0.5, 0.501, 0.499, 0.503, 0.9])
-    snapshots = {}
-
-    def fake_validate(backbone, ctx, valid_edges, ks):
-        snapshots[len(snapshots) + 1] = backbone.embedding.detach().clone()
-        return {"recall@20": next(fake), "ndcg@20": 0.0}
-
-    monkeypatch.setattr(train_mod, "_validate", fake_validate)
+    creeping = [0.1, 0.5, 0.501, 0.499, 0.503, 0.9]
+    snapshots = _fake_checks(monkeypatch, creeping)
     m, r = _train(epochs=6, patience=2, min_delta=0.005)
     assert r.best_epoch == 3 and r.best_valid["recall@20"] == 0.501
     assert len(r.history) == 4  # epochs 3 and 4 gained less than 0.005 over epoch 2: stop
     assert torch.equal(m.embedding, snapshots[3])
-    fake = iter([0.1, 0.5, 0.501, 0.499, 0.503, 0.9])
-    snapshots.clear()
+    _fake_checks(monkeypatch, creeping)
     _, r0 = _train(epochs=6, patience=2)  # without a threshold every gain counts and training goes on
     assert r0.best_epoch == 6 and len(r0.history) == 6
 

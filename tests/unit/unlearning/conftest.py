@@ -16,6 +16,7 @@ import torch
 from recunlearn.backbones import build_backbone
 from recunlearn.backbones.lightgcn import LightGCN
 from recunlearn.backbones.trainer import train_backbone
+from recunlearn.config import default_config
 from recunlearn.evaluation.forgetting import score_pairs
 from recunlearn.evaluation.ranking import evaluate_ranking
 from recunlearn.graph.edges import remove_edges
@@ -24,7 +25,16 @@ from recunlearn.unlearning import METHODS
 from recunlearn.unlearning.base import OriginalModel, UnlearningTask, final_embeddings
 
 N_USERS, N_ITEMS = 30, 20
-TRAIN = {"lr": 0.05, "batch_size": 64, "max_epochs": 20, "patience": 2, "min_delta": 0.0, "eval_every": 5, "ks": [5]}
+# the schema's `train` defaults (every key a method may read), with a budget for the tiny graphs
+TRAIN = {
+    **default_config()["train"],
+    "lr": 0.05,
+    "batch_size": 64,
+    "max_epochs": 20,
+    "patience": 2,
+    "eval_every": 5,
+    "ks": [5],
+}
 
 
 def clustered_edges(n_users: int, n_items: int, seed: int) -> np.ndarray:
